@@ -50,7 +50,7 @@ func (c *Client) GatewayAddress(ctx context.Context, namespace, service string, 
 		if ing.Hostname == "" {
 			continue
 		}
-		ip, err := resolve(ctx, r, ing.Hostname)
+		ip, err := ResolveHost(ctx, r, ing.Hostname)
 		if err != nil {
 			return GatewayAddress{}, fmt.Errorf("the gateway's load balancer hostname %s does not resolve (%v): give its IP as gatewayAddress", ing.Hostname, err)
 		}
@@ -79,8 +79,8 @@ func (c *Client) WaitGatewayAddress(ctx context.Context, namespace, service stri
 	return addr, err
 }
 
-// resolve prefers an IPv4 address: the VM side is most often IPv4-only.
-func resolve(ctx context.Context, r Resolver, host string) (string, error) {
+// ResolveHost resolves host, preferring an IPv4 address: the VM side is most often IPv4-only.
+func ResolveHost(ctx context.Context, r Resolver, host string) (string, error) {
 	if r == nil {
 		r = net.DefaultResolver
 	}
@@ -109,28 +109,49 @@ func IstiodDeployment(revision string) string {
 	return "istiod-" + revision
 }
 
-// IstiodVersion finds istiod's Deployment and reads its version from the image tag.
-// found is false when no istiod is installed.
-func (c *Client) IstiodVersion(ctx context.Context, namespace, revision string) (version string, found bool, err error) {
+// IstiodInfo is what vm2mesh needs to know about a running istiod.
+type IstiodInfo struct {
+	Found   bool
+	Version string            // from the image tag; "" when it has none
+	Env     map[string]string // the discovery container's literal env values
+}
+
+// Istiod finds istiod's Deployment for the revision and reads its version from the
+// image tag.
+func (c *Client) Istiod(ctx context.Context, namespace, revision string) (IstiodInfo, error) {
 	ctx, cancel := WithTimeout(ctx)
 	defer cancel()
 	d, err := c.Kube.AppsV1().Deployments(namespace).Get(ctx, IstiodDeployment(revision), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return "", false, nil
+		return IstiodInfo{}, nil
 	}
 	if err != nil {
-		return "", false, err
+		return IstiodInfo{}, err
 	}
+	info := IstiodInfo{Found: true, Env: map[string]string{}}
 	containers := d.Spec.Template.Spec.Containers
+	if len(containers) == 0 {
+		return info, nil
+	}
+	discovery := containers[0]
 	for _, ct := range containers {
 		if ct.Name == "discovery" {
-			return ImageTagVersion(ct.Image), true, nil
+			discovery = ct
 		}
 	}
-	if len(containers) > 0 {
-		return ImageTagVersion(containers[0].Image), true, nil
+	info.Version = ImageTagVersion(discovery.Image)
+	for _, e := range discovery.Env {
+		info.Env[e.Name] = e.Value
 	}
-	return "", true, nil
+	return info, nil
+}
+
+// ServiceExists says whether namespace/name exists.
+func (c *Client) ServiceExists(ctx context.Context, namespace, name string) (bool, error) {
+	ctx, cancel := WithTimeout(ctx)
+	defer cancel()
+	_, err := c.Kube.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
+	return found(err)
 }
 
 // ImageTagVersion turns "docker.io/istio/pilot:1.24.2-distroless@sha256:..." into "1.24.2".

@@ -28,6 +28,9 @@ type Options struct {
 	// the namespace; 0 reads once, as istioctl does.
 	RootCertWait time.Duration
 	Resolver     k8s.Resolver
+	// NoToken leaves Files.Token empty: for checking whether the other four are
+	// current without minting a token.
+	NoToken bool
 }
 
 // Files are the five files, in memory.
@@ -111,6 +114,9 @@ func Generate(ctx context.Context, c *k8s.Client, wg *WorkloadGroup, o Options) 
 	}
 	f.RootCert = []byte(root)
 
+	if o.NoToken {
+		return f, nil
+	}
 	sa := wg.Spec.GetTemplate().GetServiceAccount()
 	token, err := c.Token(ctx, wg.Namespace, sa, k8s.IstioCAAudience, o.TokenDuration)
 	if err != nil {

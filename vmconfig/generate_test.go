@@ -128,7 +128,7 @@ func checkToken(t *testing.T, token, ns, sa string, duration int64) {
 	if duration == 0 {
 		duration = 3600
 	}
-	claims, err := testcluster.DecodeJWT(token)
+	claims, err := vmconfig.ParseTokenClaims(token)
 	if err != nil {
 		t.Fatalf("istio-token: %v", err)
 	}

@@ -23,13 +23,21 @@ func (f *Files) ByName() map[string][]byte {
 
 // Write puts the files into dir, each 0600 (the token is a credential and the rest
 // are no one else's business; istioctl writes 0744), each atomically, keeping the
-// previous version of a changed file as NAME.bak.
+// previous version of a changed file (but the token) as NAME.bak.
 func (f *Files) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	for name, data := range f.ByName() {
-		if _, err := safefile.Write(filepath.Join(dir, name), data); err != nil {
+		path := filepath.Join(dir, name)
+		if name == "istio-token" {
+			// A replaced token is expired or about to be: keeping it helps no one.
+			if err := safefile.Replace(path, data); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := safefile.Write(path, data); err != nil {
 			return err
 		}
 	}

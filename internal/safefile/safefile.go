@@ -49,3 +49,7 @@ func writeAtomic(path string, data []byte) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// Replace writes data to path atomically with mode 0600 and keeps no backup: for
+// vm2mesh's own bookkeeping, which nobody edits.
+func Replace(path string, data []byte) error { return writeAtomic(path, data) }

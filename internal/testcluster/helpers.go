@@ -2,13 +2,10 @@ package testcluster
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,25 +62,31 @@ func (c *Cluster) CreateServiceAccount(t testing.TB, ns, name string) {
 	}
 }
 
-// Claims are the JWT claims tests look at.
-type Claims struct {
-	Audience []string `json:"aud"`
-	Subject  string   `json:"sub"`
-	Expiry   int64    `json:"exp"`
-	IssuedAt int64    `json:"iat"`
-	Issuer   string   `json:"iss"`
-}
-
-// DecodeJWT reads a token's claims without verifying it (the API server made it).
-func DecodeJWT(token string) (*Claims, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil, fmt.Errorf("not a JWT: %d parts", len(parts))
+// CreateIstiodDeploymentStandIn creates the istiod Deployment object that
+// `istioctl install` would, so that detection (version from the image tag, its
+// env) has something to read. It is a stand-in: this cluster has no nodes, so no
+// pod ever runs from it.
+func (c *Cluster) CreateIstiodDeploymentStandIn(t testing.TB, ns, name, image string) {
+	t.Helper()
+	c.CreateNamespace(t, ns)
+	labels := map[string]string{"app": "istiod"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name:  "discovery",
+					Image: image,
+					Env:   []corev1.EnvVar{{Name: "PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION", Value: "true"}},
+				}}},
+			},
+		},
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, err
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Kube(t).AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
 	}
-	var c Claims
-	return &c, json.Unmarshal(payload, &c)
 }

@@ -1,0 +1,96 @@
+// Package app is vm2mesh's command line: flags and subcommands, then the steps.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, as gum and most CLIs use them.
+const (
+	ExitOK          = 0
+	ExitFailure     = 1
+	ExitInterrupted = 130
+)
+
+// Version is set at build time (goreleaser's ldflags).
+var Version = "dev"
+
+// IO is where a run reads and writes.
+type IO struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// Run executes one command line and returns the process exit code.
+func Run(ctx context.Context, args []string, stdio IO) int {
+	root := newRoot(stdio)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	switch {
+	case err == nil:
+		return ExitOK
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		fmt.Fprintln(stdio.Err, "vm2mesh: interrupted; progress is saved, run the same command again to resume")
+		return ExitInterrupted
+	default:
+		var shown *shownError
+		if !errors.As(err, &shown) {
+			fmt.Fprintf(stdio.Err, "vm2mesh: %s\n", strings.TrimSpace(err.Error()))
+		}
+		return ExitFailure
+	}
+}
+
+// shownError is a failure already reported to the user in full.
+type shownError struct{ error }
+
+func newRoot(stdio IO) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "vm2mesh",
+		Short: "Take a virtual machine into an Istio mesh",
+		Long: `vm2mesh takes an operator from "a Kubernetes cluster and a VM" to "the VM is a
+working member of the Istio mesh": the control plane, the east-west gateway,
+istiod exposed, the namespace and service account, the WorkloadGroup and the VM's
+files. Every step shows what it will do first, skips what is already done, and
+resumes where a failed run stopped.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return errors.New("the interactive wizard is not built yet: run `vm2mesh apply -f answers.yaml` (see README.md for the answers file)")
+		},
+	}
+	root.SetIn(stdio.In)
+	root.SetOut(stdio.Out)
+	root.SetErr(stdio.Err)
+	root.AddCommand(newGenerate(stdio), newApply(stdio), newVersion(stdio))
+	return root
+}
+
+func newVersion(stdio IO) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print vm2mesh's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := fmt.Fprintf(stdio.Out, "vm2mesh %s\n", Version)
+			return err
+		},
+	}
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,188 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vm2mesh/vm2mesh/k8s"
+	"github.com/vm2mesh/vm2mesh/steps"
+)
+
+type applyOptions struct {
+	answers     string
+	dryRun      bool
+	yes         bool
+	kubeconfig  string
+	kubeContext string
+}
+
+func newApply(stdio IO) *cobra.Command {
+	var o applyOptions
+	cmd := &cobra.Command{
+		Use:   "apply -f answers.yaml",
+		Short: "Run the steps headless from an answers file",
+		Long: `apply runs the onboarding steps without the wizard, from an answers file (see
+README.md). Steps that are already done are skipped and say so; a failed run
+resumes at the failed step when run again. --dry-run writes every manifest and an
+ordered plan.sh into workDir and changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.answers == "" {
+				return errors.New("expecting an answers file: -f answers.yaml")
+			}
+			return runApply(cmd.Context(), stdio, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.answers, "file", "f", "", "answers file (YAML)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "write the manifests and plan.sh into workDir; change nothing")
+	f.BoolVarP(&o.yes, "yes", "y", false, "apply without asking")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (overrides the answers file)")
+	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context (overrides kubeContext in the answers file)")
+	return cmd
+}
+
+func runApply(ctx context.Context, stdio IO, o applyOptions) error {
+	settings, err := steps.LoadAnswers(o.answers)
+	if err != nil {
+		return err
+	}
+	env, err := steps.Prepare(ctx, settings, k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
+	if err != nil {
+		if h := steps.HintOf(err); h != "" {
+			return fmt.Errorf("%w\n  hint: %s", err, h)
+		}
+		return err
+	}
+	p := &printer{w: stdio.Out}
+	istiod := "not installed"
+	if env.Istiod.Found {
+		istiod = "istiod " + env.Istiod.Version
+	}
+	fmt.Fprintf(stdio.Out, "cluster: context %q at %s (Kubernetes %s), %s\n", env.Client.Context, env.Client.Server, env.ServerVersion, istiod)
+	runner := &steps.Runner{Steps: steps.ClusterSteps(), Env: env, Emit: p.event}
+
+	if o.dryRun {
+		files, err := runner.DryRun(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Out, "dry run: nothing was changed. Wrote:\n")
+		for _, f := range files {
+			fmt.Fprintf(stdio.Out, "  %s\n", f)
+		}
+		return nil
+	}
+	if st := steps.LoadState(env.WorkDir, settings); st != nil {
+		if failed, ok := st.Failed(); ok {
+			fmt.Fprintf(stdio.Out, "resuming: the last run failed at %s\n", failed)
+		}
+	}
+	if !o.yes {
+		if !isTerminal(stdio.In) {
+			return errors.New("apply changes the cluster: add --yes to confirm, or --dry-run to see what it would do (stdin is not a terminal to ask)")
+		}
+		if err := showPlan(ctx, stdio.Out, runner); err != nil {
+			return err
+		}
+		if !confirm(stdio.In, stdio.Out, "Apply these changes?") {
+			return errors.New("nothing changed: not confirmed")
+		}
+	}
+	res, err := runner.Run(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &shownError{err}
+	}
+	if res.Ran == 0 {
+		fmt.Fprintf(stdio.Out, "nothing to change: all %d steps were already done\n", res.Skipped)
+	} else {
+		fmt.Fprintf(stdio.Out, "done: %d steps ran, %d were already done; the VM's files are in %s\n", res.Ran, res.Skipped, env.WorkDir)
+	}
+	return nil
+}
+
+// showPlan prints each step with what it would do, before asking.
+func showPlan(ctx context.Context, w io.Writer, r *steps.Runner) error {
+	fmt.Fprintln(w, "plan:")
+	for _, st := range r.Steps {
+		status, err := st.Check(ctx, r.Env)
+		if err != nil {
+			return fmt.Errorf("%s: %w", st.Title(), err)
+		}
+		if status.Skip {
+			fmt.Fprintf(w, "  • %s: skip (%s)\n", st.Title(), status.Reason)
+			continue
+		}
+		fmt.Fprintf(w, "  → %s\n", st.Title())
+		acts, err := st.Plan(r.Env)
+		if err != nil {
+			return err
+		}
+		for _, a := range acts {
+			switch a.Kind {
+			case steps.Command:
+				fmt.Fprintf(w, "      $ %s\n", steps.ShellJoin(a.Argv))
+			case steps.Manifest:
+				fmt.Fprintf(w, "      manifest %s (%s)\n", a.File, a.Title)
+			case steps.Note:
+				for _, l := range strings.Split(a.Body, "\n") {
+					fmt.Fprintf(w, "      %s\n", l)
+				}
+			}
+		}
+	}
+	fmt.Fprintln(w, "(vm2mesh apply --dry-run writes every manifest in full)")
+	return nil
+}
+
+func confirm(in io.Reader, out io.Writer, question string) bool {
+	fmt.Fprintf(out, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true
+	}
+	return false
+}
+
+// printer writes events as one status line per step, kind-style, with the
+// step's log lines indented under it.
+type printer struct{ w io.Writer }
+
+func (p *printer) event(e steps.Event) {
+	switch e.Kind {
+	case steps.Skipped:
+		fmt.Fprintf(p.w, " • %s: already done (%s)\n", e.Title, e.Text)
+	case steps.Started:
+		fmt.Fprintf(p.w, " → %s\n", e.Title)
+	case steps.Log:
+		fmt.Fprintf(p.w, "     %s\n", e.Text)
+	case steps.Warning:
+		fmt.Fprintf(p.w, "   ! %s\n", e.Text)
+	case steps.Progress:
+		if e.Total > 0 {
+			fmt.Fprintf(p.w, "     %s: %d%%\n", e.Text, e.Cur*100/e.Total)
+		}
+	case steps.Done:
+		if e.Text != "" {
+			fmt.Fprintf(p.w, " ✓ %s: %s\n", e.Title, e.Text)
+		} else {
+			fmt.Fprintf(p.w, " ✓ %s\n", e.Title)
+		}
+	case steps.Failed:
+		fmt.Fprintf(p.w, " ✗ %s: %s\n", e.Title, e.Text)
+		if e.Hint != "" {
+			fmt.Fprintf(p.w, "   hint: %s\n", e.Hint)
+		}
+		fmt.Fprintln(p.w, "   run the same command again to resume from this step")
+	}
+}

@@ -1,0 +1,125 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vm2mesh/vm2mesh/k8s"
+)
+
+// Env is what the steps of one run share: the settings and the cluster, as the
+// preflight found them.
+type Env struct {
+	Settings Settings
+	WorkDir  string // absolute
+	Client   *k8s.Client
+	Istioctl k8s.Istioctl // Path is empty when istioctl is not needed
+	Resolver k8s.Resolver // nil: the system resolver
+
+	ServerVersion string
+	Istiod        k8s.IstiodInfo // Found is false when no istiod runs
+}
+
+// Prepare checks the settings and the cluster before anything changes: the
+// kubeconfig context, that the API server answers and accepts us, whether istiod
+// runs, and istioctl when a step will need it. Every error says what to fix.
+func Prepare(ctx context.Context, s Settings, o k8s.Options) (*Env, error) {
+	if errs := s.Validate(); len(errs) > 0 {
+		return nil, ValidationError(errs)
+	}
+	if o.Kubeconfig == "" {
+		o.Kubeconfig = s.Kubeconfig
+	}
+	if o.Context == "" {
+		o.Context = s.KubeContext
+	}
+	workDir, err := filepath.Abs(expandHome(s.WorkDir))
+	if err != nil {
+		return nil, fmt.Errorf("workDir: %w", err)
+	}
+	c, err := k8s.New(o)
+	if err != nil {
+		return nil, WithHint(err, "check kubeContext in the answers file or --context")
+	}
+	version, err := c.Ping(ctx)
+	if err != nil {
+		return nil, err
+	}
+	env := &Env{Settings: s, WorkDir: workDir, Client: c, ServerVersion: version}
+	env.Istiod, err = c.Istiod(ctx, s.IstioNamespace, s.Revision)
+	if err != nil {
+		return nil, fmt.Errorf("looking for istiod: %w", err)
+	}
+	need, err := env.needsIstioctl(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if need {
+		path, err := k8s.FindIstioctl(s.Istioctl)
+		if err != nil {
+			return nil, err
+		}
+		env.Istioctl = k8s.Istioctl{Path: path, Kubeconfig: o.Kubeconfig, Context: c.Context}
+		v, err := env.Istioctl.ClientVersion(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("istioctl at %s does not run: %w", path, err)
+		}
+		if env.Istiod.Found {
+			if skew, ok := k8s.MinorSkew(v, env.Istiod.Version); ok && skew > 1 {
+				return nil, fmt.Errorf("istioctl %s is more than one minor version away from istiod %s: use istioctl %s (set istioctl: in the answers file)",
+					v, env.Istiod.Version, env.Istiod.Version)
+			}
+		}
+	}
+	return env, nil
+}
+
+// needsIstioctl: the control plane or the east-west gateway will be installed.
+func (e *Env) needsIstioctl(ctx context.Context) (bool, error) {
+	switch e.Settings.InstallIstio {
+	case InstallNever:
+		return false, nil
+	case InstallAlways:
+		return true, nil
+	}
+	if !e.Istiod.Found {
+		return true, nil
+	}
+	gw, err := e.Client.ServiceExists(ctx, e.Settings.IstioNamespace, EastWestService)
+	return !gw, err
+}
+
+// IstioctlArgv is the istioctl command line for the plan, whether or not
+// istioctl was resolved (a dry run on a machine without it still shows it).
+func (e *Env) IstioctlArgv(args ...string) []string {
+	ic := e.Istioctl
+	if ic.Path == "" {
+		ic.Path = "istioctl"
+		if e.Settings.Istioctl != "" {
+			ic.Path = e.Settings.Istioctl
+		}
+		ic.Kubeconfig = e.Settings.Kubeconfig
+		if e.Client != nil {
+			ic.Context = e.Client.Context
+		}
+	}
+	return ic.Argv(args...)
+}
+
+// mkWorkDir makes the work directory private: it will hold a token.
+func mkWorkDir(env *Env) error { return os.MkdirAll(env.WorkDir, 0o700) }
+
+// File is the absolute path of a file in the work directory.
+func (e *Env) File(name string) string { return filepath.Join(e.WorkDir, name) }
+
+func expandHome(p string) string {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, strings.TrimPrefix(p, "~"))
+		}
+	}
+	return p
+}
