@@ -32,7 +32,7 @@ func (ControlPlane) Check(ctx context.Context, env *Env) (Status, error) {
 		return Status{Reason: "installIstio is always"}, nil
 	}
 	if env.Istiod.Found {
-		reason := fmt.Sprintf("istiod %s already runs; it is kept as it is (installIstio: always reinstalls it)", orUnknown(env.Istiod.Version))
+		reason := fmt.Sprintf("istiod %s already runs and is kept (installIstio: always would reinstall it)", orUnknown(env.Istiod.Version))
 		if s.Autoregister && env.Istiod.Env[autoregistrationEnv] != "true" {
 			reason += "; note: its " + autoregistrationEnv + " is not true, so no WorkloadEntry will appear for the VM"
 		}

@@ -180,7 +180,7 @@ func TestGoldens(t *testing.T) {
 		{name: "empty-default-config", dir: "testdata/empty-default-config", meshCM: "istio", mesh: "defaultConfig: {}",
 			opts: vmconfig.Options{InternalIP: "192.0.2.20", ClusterID: "Kubernetes"}},
 		{name: "installed-mesh", dir: "testdata/installed-mesh", meshCM: "istio",
-			opts: vmconfig.Options{ExternalIP: "198.51.100.7", ClusterID: "cluster1", AutoRegister: true, TokenDuration: 7200},
+			opts:  vmconfig.Options{ExternalIP: "198.51.100.7", ClusterID: "cluster1", AutoRegister: true, TokenDuration: 7200},
 			setup: func(t *testing.T) { gatewayService(t, "istio-system", "istio-eastwestgateway", "198.51.100.1", "") }},
 		{name: "no-dns-capture", dir: "testdata/no-dns-capture", meshCM: "istio-nodns",
 			opts: vmconfig.Options{ClusterID: "Kubernetes", Revision: "nodns", IngressService: "no-such-gateway"}, noDNS: true},

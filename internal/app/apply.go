@@ -103,9 +103,9 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 		return &shownError{err}
 	}
 	if res.Ran == 0 {
-		fmt.Fprintf(stdio.Out, "nothing to change: all %d steps were already done\n", res.Skipped)
+		fmt.Fprintf(stdio.Out, "nothing changed: all %d steps were done already or skipped\n", res.Skipped)
 	} else {
-		fmt.Fprintf(stdio.Out, "done: %d steps ran, %d were already done; the VM's files are in %s\n", res.Ran, res.Skipped, env.WorkDir)
+		fmt.Fprintf(stdio.Out, "done: %d steps ran, %d skipped; the VM's files are in %s\n", res.Ran, res.Skipped, env.WorkDir)
 	}
 	return nil
 }
@@ -161,7 +161,7 @@ type printer struct{ w io.Writer }
 func (p *printer) event(e steps.Event) {
 	switch e.Kind {
 	case steps.Skipped:
-		fmt.Fprintf(p.w, " • %s: already done (%s)\n", e.Title, e.Text)
+		fmt.Fprintf(p.w, " • %s — skipped: %s\n", e.Title, e.Text)
 	case steps.Started:
 		fmt.Fprintf(p.w, " → %s\n", e.Title)
 	case steps.Log:

@@ -1,7 +1,12 @@
 package testcluster
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,6 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -89,4 +99,98 @@ func (c *Cluster) CreateIstiodDeploymentStandIn(t testing.TB, ns, name, image st
 	if _, err := c.Kube(t).AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
+}
+
+// InstallIstioCRDs applies Istio's real CRDs (from the istio.io/api module) and
+// waits until the API server serves them.
+func (c *Cluster) InstallIstioCRDs(t testing.TB) {
+	t.Helper()
+	path, err := IstioCRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	var names []string
+	for {
+		obj := map[string]any{}
+		if err := dec.Decode(&obj); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{Object: obj}
+		if u.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		if _, err := crds.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "testcluster", Force: true}); err != nil {
+			t.Fatalf("applying CRD %s: %v", u.GetName(), err)
+		}
+		names = append(names, u.GetName())
+	}
+	for _, name := range names {
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			u, err := crds.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+			for _, cnd := range conds {
+				m, _ := cnd.(map[string]any)
+				if m["type"] == "Established" && m["status"] == "True" {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Fatalf("CRD %s not established: %v", name, err)
+		}
+	}
+}
+
+// RootCertWriterStandIn does what istiod does for every namespace: it writes the
+// istio-ca-root-cert ConfigMap into each of the given namespaces once they exist.
+// No istiod runs in these tests; this stands in for that one effect, until the
+// test ends.
+func (c *Cluster) RootCertWriterStandIn(t testing.TB, cert string, namespaces ...string) {
+	t.Helper()
+	k := c.Kube(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		pending := slices.Clone(namespaces)
+		for len(pending) > 0 {
+			for i := 0; i < len(pending); i++ {
+				ns := pending[i]
+				if _, err := k.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+					continue
+				}
+				cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "istio-ca-root-cert", Namespace: ns},
+					Data: map[string]string{"root-cert.pem": cert}}
+				if _, err := k.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err == nil || apierrors.IsAlreadyExists(err) {
+					pending = slices.Delete(pending, i, i+1)
+					i--
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
 }
