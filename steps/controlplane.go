@@ -49,10 +49,15 @@ func (c ControlPlane) Plan(env *Env) ([]Action, error) {
 	if err != nil {
 		return nil, err
 	}
+	return installActions(env, "vm-cluster.yaml", "IstioOperator istio", m), nil
+}
+
+// installActions shows an istioctl install: the IstioOperator and the command line.
+func installActions(env *Env, file, title string, manifest []byte) []Action {
 	return []Action{
-		{Kind: Manifest, Title: "IstioOperator istio", File: "vm-cluster.yaml", Body: string(m)},
-		{Kind: Command, Title: "install the control plane", Argv: env.IstioctlArgv("install", "-y", "-f", env.File("vm-cluster.yaml"))},
-	}, nil
+		{Kind: Manifest, Title: title, File: file, Body: string(manifest)},
+		{Kind: Command, Title: "istioctl install", Argv: env.IstioctlArgv("install", "-y", "-f", env.File(file))},
+	}
 }
 
 func (c ControlPlane) Run(ctx context.Context, env *Env, out *Output) error {

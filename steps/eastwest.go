@@ -52,11 +52,8 @@ func (g EastWestGateway) Plan(env *Env) ([]Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []Action{
-		{Kind: Manifest, Title: "IstioOperator eastwest", File: "eastwest.yaml", Body: string(m)},
-		{Kind: Command, Title: "install the east-west gateway", Argv: env.IstioctlArgv("install", "-y", "-f", env.File("eastwest.yaml"))},
-		{Kind: Note, Title: "wait for its address", Body: fmt.Sprintf("then wait up to %s for service %s/%s to get a load balancer address", GatewayWait, env.Settings.IstioNamespace, EastWestService)},
-	}, nil
+	return append(installActions(env, "eastwest.yaml", "IstioOperator eastwest", m),
+		Action{Kind: Note, Title: "wait for its address", Body: fmt.Sprintf("then wait up to %s for service %s/%s to get a load balancer address", GatewayWait, env.Settings.IstioNamespace, EastWestService)}), nil
 }
 
 func (g EastWestGateway) Run(ctx context.Context, env *Env, out *Output) error {

@@ -210,18 +210,28 @@ func createGatewayService(t *testing.T, ns, ip string) {
 	}
 }
 
-func TestEastWestWaitsForTheLoadBalancerAddress(t *testing.T) {
+// eastWestEnv prepares an install of the east-west gateway into istioNS with a
+// stand-in istioctl, waiting at most wait for the gateway's address.
+func eastWestEnv(t *testing.T, istioNS string, wait time.Duration, adjust func(*steps.Settings)) (*steps.Env, string) {
 	istioctl, record := istioctlStandIn(t, "1.31.1")
-	s := settings(t, "istio-ew", "ew")
+	s := settings(t, istioNS, "vm")
 	s.InstallIstio = steps.InstallAuto
 	s.Istioctl = istioctl
 	s.GatewayAddress = ""
-	s.ClusterNetwork, s.VMNetwork = "kube-network", "vm-network"
-	cluster.CreateNamespace(t, "istio-ew")
-	env := prepare(t, s)
+	if adjust != nil {
+		adjust(&s)
+	}
+	cluster.CreateNamespace(t, istioNS)
 	old := steps.GatewayWait
-	steps.GatewayWait = 20 * time.Second
+	steps.GatewayWait = wait
 	t.Cleanup(func() { steps.GatewayWait = old })
+	return prepare(t, s), record
+}
+
+func TestEastWestWaitsForTheLoadBalancerAddress(t *testing.T) {
+	env, record := eastWestEnv(t, "istio-ew", 20*time.Second, func(s *steps.Settings) {
+		s.ClusterNetwork, s.VMNetwork = "kube-network", "vm-network"
+	})
 
 	// istioctl would create the Service; the cloud gives it an address later.
 	go func() {
@@ -256,16 +266,7 @@ func TestEastWestWaitsForTheLoadBalancerAddress(t *testing.T) {
 }
 
 func TestEastWestWithoutAddressOffersGatewayAddress(t *testing.T) {
-	istioctl, _ := istioctlStandIn(t, "1.31.1")
-	s := settings(t, "istio-noaddr", "noaddr")
-	s.InstallIstio = steps.InstallAuto
-	s.Istioctl = istioctl
-	s.GatewayAddress = ""
-	cluster.CreateNamespace(t, "istio-noaddr")
-	env := prepare(t, s)
-	old := steps.GatewayWait
-	steps.GatewayWait = 2 * time.Second
-	t.Cleanup(func() { steps.GatewayWait = old })
+	env, _ := eastWestEnv(t, "istio-noaddr", 2*time.Second, nil)
 	go func() { time.Sleep(500 * time.Millisecond); createGatewayService(t, "istio-noaddr", "") }()
 	_, err := run(t, env, steps.EastWestGateway{})
 	if err == nil || !strings.Contains(steps.HintOf(err), "set gatewayAddress in the answers file") {
