@@ -11,7 +11,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // ErrNoGatewayAddress: the gateway Service exists but has no address yet.
@@ -62,21 +61,22 @@ func (c *Client) GatewayAddress(ctx context.Context, namespace, service string, 
 	return GatewayAddress{}, fmt.Errorf("service %s/%s has no LoadBalancer address and no externalIPs: %w", namespace, service, ErrNoGatewayAddress)
 }
 
-// WaitGatewayAddress polls until the gateway has an address or timeout passes.
+// WaitGatewayAddress polls until the gateway has an address or timeout passes;
+// then the error wraps ErrNoGatewayAddress. Each poll runs under ctx with its own
+// call deadline, so the wait's end never turns into a request error.
 func (c *Client) WaitGatewayAddress(ctx context.Context, namespace, service string, r Resolver, timeout time.Duration) (GatewayAddress, error) {
-	var addr GatewayAddress
-	var last error
-	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		addr, last = c.GatewayAddress(ctx, namespace, service, r)
-		if errors.Is(last, ErrNoGatewayAddress) {
-			return false, nil
+	deadline := time.Now().Add(timeout)
+	for {
+		addr, err := c.GatewayAddress(ctx, namespace, service, r)
+		if err == nil || !errors.Is(err, ErrNoGatewayAddress) || !time.Now().Before(deadline) {
+			return addr, err
 		}
-		return last == nil, last
-	})
-	if err != nil && last != nil {
-		return GatewayAddress{}, last
+		select {
+		case <-ctx.Done():
+			return GatewayAddress{}, ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
-	return addr, err
 }
 
 // ResolveHost resolves host, preferring an IPv4 address: the VM side is most often IPv4-only.
