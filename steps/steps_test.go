@@ -214,6 +214,7 @@ func createGatewayService(t *testing.T, ns, ip string) {
 // stand-in istioctl, waiting at most wait for the gateway's address.
 func eastWestEnv(t *testing.T, istioNS string, wait time.Duration, adjust func(*steps.Settings)) (*steps.Env, string) {
 	istioctl, record := istioctlStandIn(t, "1.31.1")
+	istioNS = testcluster.UniqueName(istioNS)
 	s := settings(t, istioNS, "vm")
 	s.InstallIstio = steps.InstallAuto
 	s.Istioctl = istioctl
@@ -232,19 +233,20 @@ func TestEastWestWaitsForTheLoadBalancerAddress(t *testing.T) {
 	env, record := eastWestEnv(t, "istio-ew", 20*time.Second, func(s *steps.Settings) {
 		s.ClusterNetwork, s.VMNetwork = "kube-network", "vm-network"
 	})
+	ns := env.Settings.IstioNamespace
 
 	// istioctl would create the Service; the cloud gives it an address later.
 	go func() {
 		time.Sleep(time.Second)
-		createGatewayService(t, "istio-ew", "")
+		createGatewayService(t, ns, "")
 		time.Sleep(time.Second)
 		k := cluster.Kube(t)
-		svc, err := k.CoreV1().Services("istio-ew").Get(context.Background(), steps.EastWestService, metav1.GetOptions{})
+		svc, err := k.CoreV1().Services(ns).Get(context.Background(), steps.EastWestService, metav1.GetOptions{})
 		if err != nil {
 			return
 		}
 		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.77"}}
-		_, _ = k.CoreV1().Services("istio-ew").UpdateStatus(context.Background(), svc, metav1.UpdateOptions{})
+		_, _ = k.CoreV1().Services(ns).UpdateStatus(context.Background(), svc, metav1.UpdateOptions{})
 	}()
 	rec, err := run(t, env, steps.EastWestGateway{})
 	if err != nil {
@@ -267,7 +269,7 @@ func TestEastWestWaitsForTheLoadBalancerAddress(t *testing.T) {
 
 func TestEastWestWithoutAddressOffersGatewayAddress(t *testing.T) {
 	env, _ := eastWestEnv(t, "istio-noaddr", 2*time.Second, nil)
-	go func() { time.Sleep(500 * time.Millisecond); createGatewayService(t, "istio-noaddr", "") }()
+	go func() { time.Sleep(500 * time.Millisecond); createGatewayService(t, env.Settings.IstioNamespace, "") }()
 	_, err := run(t, env, steps.EastWestGateway{})
 	if err == nil || !strings.Contains(steps.HintOf(err), "set gatewayAddress in the answers file") {
 		t.Errorf("err %v hint %q", err, steps.HintOf(err))

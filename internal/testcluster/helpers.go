@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"testing"
@@ -193,4 +195,10 @@ func (c *Cluster) RootCertWriterStandIn(t testing.TB, cert string, namespaces ..
 			}
 		}
 	}()
+}
+
+// UniqueName appends a random suffix to prefix, so that repeated runs of a test
+// against the shared cluster (-count=N) start from nothing.
+func UniqueName(prefix string) string {
+	return fmt.Sprintf("%s-%04x", prefix, rand.Uint32()&0xffff)
 }
