@@ -1,0 +1,195 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// Options say where and how to log in.
+type Options struct {
+	Host         string // address or ~/.ssh/config Host alias
+	Port         int    // 0: from ssh_config, else 22
+	User         string // "": from ssh_config, else $USER
+	IdentityFile string // "": ssh_config's IdentityFile, else the agent and OpenSSH's defaults
+	SSHConfig    string // "": ~/.ssh/config
+	HostKeys     HostKeyPolicy
+	// Passphrase is asked for an encrypted identity file; nil skips such keys.
+	Passphrase func(file string) (string, error)
+	// Password is asked when keys do not get us in; nil: no password auth.
+	Password func(user, host string) (string, error)
+	// Timeout bounds connecting and the handshake of each hop (default 20s).
+	Timeout time.Duration
+}
+
+// Client is a logged-in SSH connection to the VM (through its jump hosts).
+type Client struct {
+	ssh    *ssh.Client
+	chain  []*ssh.Client // jump hosts, closed after ssh
+	Target Hop
+	opts   Options
+	root   rootMode
+	sudoPW string
+}
+
+// Dial connects to the VM through any ProxyJump hosts, verifying every host key.
+func Dial(ctx context.Context, o Options) (*Client, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 20 * time.Second
+	}
+	target, jumps, err := Resolve(o.SSHConfig, o.Host, o.Port, o.User)
+	if err != nil {
+		return nil, err
+	}
+	if o.IdentityFile != "" {
+		target.IdentityFiles = []string{ExpandHome(o.IdentityFile)}
+	}
+	keys, err := newHostKeys(o.HostKeys)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{Target: target, opts: o}
+	var prev *ssh.Client
+	hops := append(jumps, target)
+	for i, hop := range hops {
+		next, err := dialHop(ctx, prev, hop, keys, o)
+		if err != nil {
+			c.Close()
+			if i < len(hops)-1 {
+				return nil, fmt.Errorf("jump host %s: %w", hop, err)
+			}
+			return nil, err
+		}
+		if prev != nil {
+			c.chain = append(c.chain, prev)
+		}
+		prev = next
+	}
+	c.ssh = prev
+	return c, nil
+}
+
+func dialHop(ctx context.Context, via *ssh.Client, hop Hop, keys *hostKeys, o Options) (*ssh.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	var conn net.Conn
+	var err error
+	if via == nil {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", hop.Addr())
+	} else {
+		conn, err = via.DialContext(ctx, "tcp", hop.Addr())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach %s: %w; check the address and that sshd runs", hop.Addr(), err)
+	}
+	// The handshake has the same deadline; cancelling closes the connection.
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	cfg := &ssh.ClientConfig{
+		User:              hop.User,
+		Auth:              authMethods(hop, o),
+		HostKeyCallback:   keys.callback,
+		HostKeyAlgorithms: keys.algorithms(hop.Addr()),
+		Timeout:           o.Timeout,
+	}
+	c, chans, reqs, err := ssh.NewClientConn(conn, hop.Addr(), cfg)
+	if err != nil {
+		conn.Close()
+		return nil, explainHandshake(hop, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+func explainHandshake(hop Hop, err error) error {
+	var unknown *UnknownHostError
+	var changed *HostKeyChangedError
+	var mismatch *FingerprintMismatchError
+	if errors.As(err, &unknown) || errors.As(err, &changed) || errors.As(err, &mismatch) {
+		return err
+	}
+	if strings.Contains(err.Error(), "unable to authenticate") {
+		return fmt.Errorf("%s refused our credentials (%v): check vm.user, vm.identityFile or the ssh-agent, or the password", hop, err)
+	}
+	return fmt.Errorf("ssh handshake with %s: %w", hop, err)
+}
+
+func authMethods(hop Hop, o Options) []ssh.AuthMethod {
+	var methods []ssh.AuthMethod
+	var signers []ssh.Signer
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" && len(hop.IdentityFiles) == 0 {
+		if conn, err := net.Dial("unix", sock); err == nil {
+			if s, err := agent.NewClient(conn).Signers(); err == nil {
+				signers = append(signers, s...)
+			}
+		}
+	}
+	files := hop.IdentityFiles
+	if len(files) == 0 {
+		files = DefaultIdentityFiles()
+	}
+	for _, f := range files {
+		if s, err := loadKey(f, o.Passphrase); err == nil {
+			signers = append(signers, s)
+		}
+	}
+	if len(signers) > 0 {
+		methods = append(methods, ssh.PublicKeys(signers...))
+	}
+	if o.Password != nil {
+		ask := func() (string, error) { return o.Password(hop.User, hop.HostName) }
+		methods = append(methods, ssh.RetryableAuthMethod(ssh.PasswordCallback(ask), 1),
+			ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+				answers := make([]string, len(questions))
+				for i := range questions {
+					pw, err := ask()
+					if err != nil {
+						return nil, err
+					}
+					answers[i] = pw
+				}
+				return answers, nil
+			}))
+	}
+	return methods
+}
+
+func loadKey(path string, passphrase func(string) (string, error)) (ssh.Signer, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ssh.ParsePrivateKey(pem)
+	var missing *ssh.PassphraseMissingError
+	if errors.As(err, &missing) && passphrase != nil {
+		pw, perr := passphrase(path)
+		if perr != nil {
+			return nil, perr
+		}
+		return ssh.ParsePrivateKeyWithPassphrase(pem, []byte(pw))
+	}
+	return s, err
+}
+
+// Close ends the session and every jump connection.
+func (c *Client) Close() error {
+	var errs []error
+	if c.ssh != nil {
+		errs = append(errs, c.ssh.Close())
+	}
+	for i := len(c.chain) - 1; i >= 0; i-- {
+		errs = append(errs, c.chain[i].Close())
+	}
+	return errors.Join(errs...)
+}
