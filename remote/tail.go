@@ -10,27 +10,37 @@ import (
 	"time"
 )
 
+// TailFile is a file to follow from a byte offset (0: its beginning).
+type TailFile struct {
+	Path   string
+	Offset int64
+}
+
 // Line is one line of a followed file.
 type Line struct {
 	File string
 	Text string
 }
 
-// Tail follows files on the VM as root from their beginning and hands each line
-// to onLine until onLine says stop, ctx ends or max passes. The remote tail runs
-// under `timeout`, so it ends on the VM even if the connection is lost.
-func (c *Client) Tail(parent context.Context, files []string, max time.Duration, onLine func(Line) (stop bool)) error {
-	ctx, cancel := context.WithTimeout(parent, max+5*time.Second)
+// Tail follows files on the VM as root and hands each new line to onLine until
+// onLine says stop, ctx ends or max passes (then it returns nil: the caller
+// decides what silence means). The remote side runs under `timeout`, which ends
+// its whole process group, so nothing keeps running on the VM if the connection
+// is lost.
+func (c *Client) Tail(parent context.Context, files []TailFile, max time.Duration, onLine func(Line) (stop bool)) error {
+	ctx, cancel := context.WithTimeout(parent, max+10*time.Second)
 	defer cancel()
-	quoted := make([]string, len(files))
-	for i, f := range files {
-		quoted[i] = Quote(f)
-	}
 	secs := int(max / time.Second)
 	if secs < 1 {
 		secs = 1
 	}
-	line := fmt.Sprintf("exec timeout %d tail -v -n +1 -F %s", secs, strings.Join(quoted, " "))
+	var parts []string
+	for _, f := range files {
+		// GNU sed -u: unbuffered, so each line arrives when it is written.
+		parts = append(parts, fmt.Sprintf("tail -c +%d -F %s 2>/dev/null | sed -u %s &",
+			f.Offset+1, Quote(f.Path), Quote("s|^|"+strings.ReplaceAll(f.Path, "|", `\|`)+"\t|")))
+	}
+	line := fmt.Sprintf("exec timeout %d sh -c %s", secs, Quote(strings.Join(parts, " ")+" wait"))
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -40,21 +50,10 @@ func (c *Client) Tail(parent context.Context, files []string, max time.Duration,
 	}()
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	current := ""
-	if len(files) == 1 {
-		current = files[0]
-	}
 	stopped := false
 	for sc.Scan() {
-		text := sc.Text()
-		if strings.HasPrefix(text, "==> ") && strings.HasSuffix(text, " <==") {
-			current = strings.TrimSuffix(strings.TrimPrefix(text, "==> "), " <==")
-			continue
-		}
-		if text == "" {
-			continue // tail separates its file headers with blank lines
-		}
-		if onLine(Line{File: current, Text: text}) {
+		file, text, _ := strings.Cut(sc.Text(), "\t")
+		if onLine(Line{File: file, Text: text}) {
 			stopped = true
 			break
 		}
@@ -70,7 +69,7 @@ func (c *Client) Tail(parent context.Context, files []string, max time.Duration,
 	}
 	var exit *ExitError
 	if err != nil && (ctx.Err() != nil || (errors.As(err, &exit) && exit.Code == 124)) {
-		return nil // max reached: the caller decides what silence means
+		return nil
 	}
 	return err
 }

@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vm2mesh/vm2mesh/k8s"
+	"github.com/vm2mesh/vm2mesh/remote"
 )
 
 // Env is what the steps of one run share: the settings and the cluster, as the
@@ -21,24 +23,45 @@ type Env struct {
 
 	ServerVersion string
 	Istiod        k8s.IstiodInfo // Found is false when no istiod runs
+
+	VM    *remote.Client // nil until ConnectVM
+	Facts VMFacts
+	// vmChanged is set by VM steps that changed what the agent reads, so the
+	// agent is restarted and its log judged again.
+	vmChanged bool
+	tmpDir    string // the VM's private upload directory, made on first use
+	// agentStarted: this run started the agent; logOffsets are where its two log
+	// files ended before.
+	agentStarted bool
+	logOffsets   [2]int64
+}
+
+// Close ends the VM connection.
+func (e *Env) Close() {
+	if e.VM == nil {
+		return
+	}
+	if e.tmpDir != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_, _ = e.VM.Run(ctx, "rm -rf "+remote.Quote(e.tmpDir))
+	}
+	e.VM.Close()
 }
 
 // Prepare checks the settings and the cluster before anything changes: the
 // kubeconfig context, that the API server answers and accepts us, whether istiod
 // runs, and istioctl when a step will need it. Every error says what to fix.
 func Prepare(ctx context.Context, s Settings, o k8s.Options) (*Env, error) {
-	if errs := s.Validate(); len(errs) > 0 {
-		return nil, ValidationError(errs)
-	}
 	if o.Kubeconfig == "" {
 		o.Kubeconfig = s.Kubeconfig
 	}
 	if o.Context == "" {
 		o.Context = s.KubeContext
 	}
-	workDir, err := filepath.Abs(expandHome(s.WorkDir))
+	env, err := NewEnv(s)
 	if err != nil {
-		return nil, fmt.Errorf("workDir: %w", err)
+		return nil, err
 	}
 	c, err := k8s.New(o)
 	if err != nil {
@@ -48,7 +71,7 @@ func Prepare(ctx context.Context, s Settings, o k8s.Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{Settings: s, WorkDir: workDir, Client: c, ServerVersion: version}
+	env.Client, env.ServerVersion = c, version
 	env.Istiod, err = c.Istiod(ctx, s.IstioNamespace, s.Revision)
 	if err != nil {
 		return nil, fmt.Errorf("looking for istiod: %w", err)

@@ -23,8 +23,13 @@ type Runner struct {
 
 // Result counts what a run did.
 type Result struct {
-	Ran, Skipped int
+	Ran     int // steps that ran and may have changed something
+	Checked int // read-only steps that ran
+	Skipped int
 }
+
+// readOnly steps change nothing when they run (checks).
+type readOnly interface{ ReadOnly() bool }
 
 // Run runs every step; it stops at the first failure and returns it.
 func (r *Runner) Run(ctx context.Context) (Result, error) {
@@ -57,7 +62,11 @@ func (r *Runner) Run(ctx context.Context) (Result, error) {
 			}
 			return res, err
 		}
-		res.Ran++
+		if ro, ok := st.(readOnly); ok && ro.ReadOnly() {
+			res.Checked++
+		} else {
+			res.Ran++
+		}
 		out.send(Event{Kind: Done, Text: strings.Join(out.notes, "; ")})
 		state.Mark(st.Name(), "done", "")
 		if err := state.Save(); err != nil {

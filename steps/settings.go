@@ -45,7 +45,33 @@ type Settings struct {
 	TokenDuration  int64  `yaml:"tokenDuration" json:"tokenDuration"`
 	CaptureDNS     bool   `yaml:"captureDNS" json:"captureDNS"`
 	GatewayAddress string `yaml:"gatewayAddress" json:"gatewayAddress"`
+	VM             VM     `yaml:"vm" json:"vm"`
 }
+
+// VM is how to reach the VM and what to install on it.
+type VM struct {
+	Host               string `yaml:"host" json:"host"` // address or ~/.ssh/config Host alias
+	Port               int    `yaml:"port" json:"port"` // 0: from ssh_config, else 22
+	User               string `yaml:"user" json:"user"` // "": from ssh_config, else the local user
+	IdentityFile       string `yaml:"identityFile" json:"identityFile"`
+	SSHConfig          string `yaml:"sshConfig" json:"sshConfig"` // "": ~/.ssh/config
+	KnownHostsFile     string `yaml:"knownHostsFile" json:"knownHostsFile"`
+	HostKeyFingerprint string `yaml:"hostKeyFingerprint" json:"hostKeyFingerprint"` // SHA256:... pins the key on first contact
+	AcceptNewHostKey   bool   `yaml:"acceptNewHostKey" json:"acceptNewHostKey"`     // remember an unknown host without a pin
+	PasswordFile       string `yaml:"passwordFile" json:"passwordFile"`             // the SSH login password, for headless runs
+	SudoPasswordFile   string `yaml:"sudoPasswordFile" json:"sudoPasswordFile"`
+	Package            string `yaml:"package" json:"package"`       // local istio-sidecar.rpm or .deb
+	PackageURL         string `yaml:"packageURL" json:"packageURL"` // downloaded on the VM instead; a URL ending in / gets the file name for the VM
+	PackageSHA256      string `yaml:"packageSHA256" json:"packageSHA256"`
+	InternalIP         string `yaml:"internalIP" json:"internalIP"` // ISTIO_SVC_IP when the VM has several addresses
+	AgentWait          int    `yaml:"agentWait" json:"agentWait"`   // seconds to wait for the agent's certificate (default 90)
+}
+
+// Halves of the procedure, for --only.
+const (
+	HalfCluster = "cluster"
+	HalfVM      = "vm"
+)
 
 // Defaults are the guide's values.
 func Defaults() Settings {
@@ -133,10 +159,43 @@ func (s Settings) Validate() []FieldError {
 	if s.WorkDir == "" {
 		add("workDir", "must not be empty")
 	}
+	v := s.VM
+	if v.Port < 0 || v.Port > 65535 {
+		add("vm.port", "%d is not a TCP port", v.Port)
+	}
+	if f := v.HostKeyFingerprint; f != "" && (!strings.HasPrefix(f, "SHA256:") || len(f) != len("SHA256:")+43) {
+		add("vm.hostKeyFingerprint", "%q is not an OpenSSH SHA256 fingerprint (SHA256: and 43 characters, as ssh-keygen -lf prints)", f)
+	}
+	if v.Package != "" && v.PackageURL != "" {
+		add("vm.package", "give vm.package or vm.packageURL, not both")
+	}
+	if sum := v.PackageSHA256; sum != "" && len(strings.TrimSpace(sum)) != 64 {
+		add("vm.packageSHA256", "must be 64 hex digits")
+	}
+	if ip := v.InternalIP; ip != "" {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			add("vm.internalIP", "%q is not an IP address", ip)
+		}
+	}
+	if v.AgentWait < 0 {
+		add("vm.agentWait", "must not be negative")
+	}
 	if a := s.GatewayAddress; a != "" {
 		if _, err := netip.ParseAddr(a); err != nil && len(validation.IsDNS1123Subdomain(a)) > 0 {
 			add("gatewayAddress", "%q is neither an IP address nor a host name", a)
 		}
+	}
+	return errs
+}
+
+// ValidateVM checks what the VM half cannot do without.
+func (s Settings) ValidateVM() []FieldError {
+	var errs []FieldError
+	if s.VM.Host == "" {
+		errs = append(errs, FieldError{Key: "vm.host", Problem: "must be set to the VM's address or ~/.ssh/config alias"})
+	}
+	if s.VM.Package == "" && s.VM.PackageURL == "" {
+		errs = append(errs, FieldError{Key: "vm.package", Problem: "give the istio-sidecar .rpm or .deb (vm.package) or a URL the VM can download it from (vm.packageURL)"})
 	}
 	return errs
 }

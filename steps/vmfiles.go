@@ -46,6 +46,7 @@ func (VMFiles) options(ctx context.Context, env *Env, noToken bool) (*vmconfig.W
 		ClusterIDSet:   true,
 		IngressIP:      ip,
 		IngressService: EastWestService,
+		InternalIP:     s.VM.InternalIP,
 		TokenDuration:  s.TokenDuration,
 		AutoRegister:   s.Autoregister,
 		CaptureDNS:     s.CaptureDNS,

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ type applyOptions struct {
 	yes         bool
 	kubeconfig  string
 	kubeContext string
+	only        string
 }
 
 func newApply(stdio IO) *cobra.Command {
@@ -45,6 +45,7 @@ ordered plan.sh into workDir and changes nothing.`,
 	f.BoolVarP(&o.yes, "yes", "y", false, "apply without asking")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (overrides the answers file)")
 	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context (overrides kubeContext in the answers file)")
+	f.StringVar(&o.only, "only", "", "run one half: cluster, or vm (which reads the five files from workDir)")
 	return cmd
 }
 
@@ -53,20 +54,33 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 	if err != nil {
 		return err
 	}
-	env, err := steps.Prepare(ctx, settings, k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
+	cluster, vm := o.only != steps.HalfVM, o.only != steps.HalfCluster && (settings.VM.Host != "" || o.only == steps.HalfVM)
+	if o.only != "" && o.only != steps.HalfVM && o.only != steps.HalfCluster {
+		return fmt.Errorf("--only takes cluster or vm, not %q", o.only)
+	}
+	env, err := prepare(ctx, stdio, settings, o, cluster, vm)
 	if err != nil {
 		if h := steps.HintOf(err); h != "" {
 			return fmt.Errorf("%w\n  hint: %s", err, h)
 		}
 		return err
 	}
+	defer env.Close()
 	p := &printer{w: stdio.Out}
-	istiod := "not installed"
-	if env.Istiod.Found {
-		istiod = "istiod " + env.Istiod.Version
+	var list []steps.Step
+	if cluster {
+		istiod := "not installed"
+		if env.Istiod.Found {
+			istiod = "istiod " + env.Istiod.Version
+		}
+		fmt.Fprintf(stdio.Out, "cluster: context %q at %s (Kubernetes %s), %s\n", env.Client.Context, env.Client.Server, env.ServerVersion, istiod)
+		list = append(list, steps.ClusterSteps()...)
 	}
-	fmt.Fprintf(stdio.Out, "cluster: context %q at %s (Kubernetes %s), %s\n", env.Client.Context, env.Client.Server, env.ServerVersion, istiod)
-	runner := &steps.Runner{Steps: steps.ClusterSteps(), Env: env, Emit: p.event}
+	if vm {
+		fmt.Fprintf(stdio.Out, "vm: %s, %s (%s, %s), root by %s\n", env.VM.Target, env.Facts.OS, env.Facts.Family, env.Facts.Arch, env.Facts.Root)
+		list = append(list, steps.VMSteps()...)
+	}
+	runner := &steps.Runner{Steps: list, Env: env, Emit: p.event}
 
 	if o.dryRun {
 		files, err := runner.DryRun(ctx)
@@ -92,7 +106,7 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 			return err
 		}
 		if !confirm(stdio.In, stdio.Out, "Apply these changes?") {
-			return errors.New("nothing changed: not confirmed")
+			return errNotConfirmed
 		}
 	}
 	res, err := runner.Run(ctx)
@@ -103,11 +117,33 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 		return &shownError{err}
 	}
 	if res.Ran == 0 {
-		fmt.Fprintf(stdio.Out, "nothing changed: all %d steps were done already or skipped\n", res.Skipped)
+		fmt.Fprintf(stdio.Out, "nothing changed: all %d steps were done already or skipped\n", res.Skipped+res.Checked)
 	} else {
-		fmt.Fprintf(stdio.Out, "done: %d steps ran, %d skipped; the VM's files are in %s\n", res.Ran, res.Skipped, env.WorkDir)
+		checked := ""
+		if res.Checked > 0 {
+			checked = fmt.Sprintf(", %d checked", res.Checked)
+		}
+		fmt.Fprintf(stdio.Out, "done: %d steps ran%s, %d skipped; the VM's files are in %s\n", res.Ran, checked, res.Skipped, env.WorkDir)
 	}
 	return nil
+}
+
+// prepare runs the preflight of the halves that will run, before any change.
+func prepare(ctx context.Context, stdio IO, s steps.Settings, o applyOptions, cluster, vm bool) (*steps.Env, error) {
+	var env *steps.Env
+	var err error
+	if cluster {
+		env, err = steps.Prepare(ctx, s, k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
+	} else {
+		env, err = steps.NewEnv(s)
+	}
+	if err != nil || !vm {
+		return env, err
+	}
+	if err := env.ConnectVM(ctx, terminalPrompts(stdio)); err != nil {
+		return nil, err
+	}
+	return env, nil
 }
 
 // showPlan prints each step with what it would do, before asking.
@@ -144,19 +180,12 @@ func showPlan(ctx context.Context, w io.Writer, r *steps.Runner) error {
 	return nil
 }
 
-func confirm(in io.Reader, out io.Writer, question string) bool {
-	fmt.Fprintf(out, "%s [y/N] ", question)
-	line, _ := bufio.NewReader(in).ReadString('\n')
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return true
-	}
-	return false
-}
-
 // printer writes events as one status line per step, kind-style, with the
 // step's log lines indented under it.
-type printer struct{ w io.Writer }
+type printer struct {
+	w         io.Writer
+	lastTenth int64 // progress printed in tenths, so an upload is not a flood
+}
 
 func (p *printer) event(e steps.Event) {
 	switch e.Kind {
@@ -169,9 +198,15 @@ func (p *printer) event(e steps.Event) {
 	case steps.Warning:
 		fmt.Fprintf(p.w, "   ! %s\n", e.Text)
 	case steps.Progress:
-		if e.Total > 0 {
-			fmt.Fprintf(p.w, "     %s: %d%%\n", e.Text, e.Cur*100/e.Total)
+		if e.Total <= 0 {
+			return
 		}
+		tenth := e.Cur * 10 / e.Total
+		if tenth == p.lastTenth {
+			return
+		}
+		p.lastTenth = tenth
+		fmt.Fprintf(p.w, "     %s: %d%% of %d KiB\n", e.Text, e.Cur*100/e.Total, e.Total/1024)
 	case steps.Done:
 		if e.Text != "" {
 			fmt.Fprintf(p.w, " ✓ %s: %s\n", e.Title, e.Text)

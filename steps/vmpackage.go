@@ -1,0 +1,160 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/vm2mesh/vm2mesh/remote"
+)
+
+// packageMarker remembers which package vm2mesh installed, so a re-run with the
+// same one skips.
+const packageMarker = "/var/lib/istio/.vm2mesh-package"
+
+// VMPackage installs Istio's sidecar package first: its post-install creates the
+// istio-proxy user and /etc/istio, which the files need.
+type VMPackage struct{}
+
+func (VMPackage) Name() string  { return "vm-package" }
+func (VMPackage) Title() string { return "Install the sidecar package" }
+
+// packageID is what identifies the package: its SHA-256, or its URL.
+func packageID(env *Env) (string, error) {
+	v := env.Settings.VM
+	if v.Package == "" {
+		if v.PackageSHA256 != "" {
+			return strings.ToLower(strings.TrimSpace(v.PackageSHA256)), nil
+		}
+		return packageURL(env), nil
+	}
+	sum, _, err := remote.FileSHA256(v.Package)
+	if err != nil {
+		return "", fmt.Errorf("vm.package: %w", err)
+	}
+	want := strings.ToLower(strings.TrimSpace(v.PackageSHA256))
+	if want == "" {
+		// Istio publishes a .sha256 beside each package.
+		if b, err := os.ReadFile(v.Package + ".sha256"); err == nil {
+			want = strings.ToLower(strings.Fields(string(b) + " ")[0])
+		}
+	}
+	if want != "" && want != sum {
+		return "", WithHint(fmt.Errorf("vm.package %s has SHA-256 %s, not %s", v.Package, sum, want), "download the package again")
+	}
+	return sum, nil
+}
+
+// packageURL is vm.packageURL, completed with the VM's file name when it ends in /.
+func packageURL(env *Env) string {
+	u := env.Settings.VM.PackageURL
+	if strings.HasSuffix(u, "/") {
+		u += env.Facts.PackageName()
+	}
+	return u
+}
+
+func installCommand(env *Env, file string) string {
+	if env.Facts.Family == "rpm" {
+		return "rpm -Uvh --replacepkgs " + remote.Quote(file)
+	}
+	return "dpkg -i " + remote.Quote(file)
+}
+
+func installedQuery(env *Env) string {
+	if env.Facts.Family == "rpm" {
+		return "rpm -q istio-sidecar"
+	}
+	return "dpkg -s istio-sidecar"
+}
+
+func (VMPackage) Check(ctx context.Context, env *Env) (Status, error) {
+	if err := env.vmReady(); err != nil {
+		return Status{}, err
+	}
+	id, err := packageID(env)
+	if err != nil {
+		return Status{}, err
+	}
+	out, err := env.VM.RunRoot(ctx, fmt.Sprintf("%s >/dev/null 2>&1 && cat %s 2>/dev/null; true", installedQuery(env), packageMarker))
+	if err != nil {
+		return Status{}, err
+	}
+	if strings.TrimSpace(out) == id {
+		return Status{Skip: true, Reason: "this istio-sidecar package is already installed"}, nil
+	}
+	return Status{Reason: "istio-sidecar is not installed from this package yet"}, nil
+}
+
+func (VMPackage) Plan(env *Env) ([]Action, error) {
+	v := env.Settings.VM
+	file := "$TMP/" + env.Facts.PackageName()
+	var acts []Action
+	if v.Package != "" {
+		acts = append(acts, Action{Kind: Note, Title: "upload", Body: fmt.Sprintf("upload %s to %s on the VM (a private temp dir), checked by SHA-256", v.Package, file)})
+	} else {
+		acts = append(acts, Action{Kind: Command, Title: "download on the VM", Argv: []string{"curl", "-fsSL", "-o", file, packageURL(env)}})
+	}
+	return append(acts, Action{Kind: Command, Title: "install as root", Argv: []string{"sh", "-c", installCommand(env, file)}}), nil
+}
+
+func (VMPackage) Run(ctx context.Context, env *Env, out *Output) error {
+	id, err := packageID(env)
+	if err != nil {
+		return err
+	}
+	tmp, err := env.vmTempDir(ctx)
+	if err != nil {
+		return err
+	}
+	v := env.Settings.VM
+	file := path.Join(tmp, env.Facts.PackageName())
+	if v.Package != "" {
+		out.Logf("uploading %s", v.Package)
+		if err := env.VM.Upload(ctx, v.Package, file, func(done, total int64) { out.Progress("upload "+path.Base(v.Package), done, total) }); err != nil {
+			return err
+		}
+	} else {
+		u := packageURL(env)
+		out.Logf("downloading %s on the VM", u)
+		check := ""
+		if v.PackageSHA256 != "" {
+			check = fmt.Sprintf(" && echo %s > %s.sha256", remote.Quote(strings.ToLower(v.PackageSHA256)+"  "+file), remote.Quote(file))
+		} else {
+			check = fmt.Sprintf(" && (curl -fsSL -o %[1]s.sha256.src %[2]s.sha256 && echo \"$(cut -d' ' -f1 %[1]s.sha256.src)  %[1]s\" > %[1]s.sha256 || true)", remote.Quote(file), remote.Quote(u))
+		}
+		line := fmt.Sprintf("curl -fsSL --retry 2 -o %s %s%s && if [ -f %s.sha256 ]; then sha256sum -c %s.sha256; fi", remote.Quote(file), remote.Quote(u), check, remote.Quote(file), remote.Quote(file))
+		if _, err := env.VM.Run(ctx, line); err != nil {
+			return WithHint(err, "the VM could not download the package (or its checksum did not match): check vm.packageURL and the VM's access to it, or give vm.package")
+		}
+	}
+	out.Logf("installing with %s", strings.Fields(installCommand(env, file))[0])
+	res, err := env.VM.RunRoot(ctx, installCommand(env, file)+fmt.Sprintf(" && mkdir -p %s && echo %s > %s; rc=$?; rm -f %s; exit $rc",
+		path.Dir(packageMarker), remote.Quote(id), packageMarker, remote.Quote(file)))
+	if err != nil {
+		return WithHint(err, "the package manager refused the package: read its output above; its dependencies are iproute(2), iptables, sudo and hostname")
+	}
+	for _, l := range strings.Split(strings.TrimSpace(res), "\n") {
+		if l != "" {
+			out.Logf("%s", l)
+		}
+	}
+	env.vmChanged = true
+	out.Summary("installed %s", env.Facts.PackageName())
+	return nil
+}
+
+// vmTempDir makes (once) the private directory uploads go to.
+func (e *Env) vmTempDir(ctx context.Context) (string, error) {
+	if e.tmpDir != "" {
+		return e.tmpDir, nil
+	}
+	d, err := e.VM.TempDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	e.tmpDir = d
+	return d, nil
+}

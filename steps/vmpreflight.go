@@ -1,0 +1,106 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/vm2mesh/vm2mesh/remote"
+	"github.com/vm2mesh/vm2mesh/vmconfig"
+)
+
+// VMPreflight checks the VM before anything on it changes: its package manager
+// and architecture against the package, systemd, free space, root, and that the
+// east-west gateway's istiod port answers from the VM.
+type VMPreflight struct{}
+
+func (VMPreflight) Name() string   { return "vm-preflight" }
+func (VMPreflight) Title() string  { return "Check the VM" }
+func (VMPreflight) ReadOnly() bool { return true }
+
+// minFreeKB is room for the package and its unpacked files.
+const minFreeKB = 300 * 1024
+
+func (VMPreflight) Check(ctx context.Context, env *Env) (Status, error) {
+	return Status{Reason: "read-only checks, every run"}, nil
+}
+
+// gatewayFromHosts reads the address the generated hosts file gives istiod.
+func gatewayFromHosts(env *Env) (ip, name string, err error) {
+	b, err := os.ReadFile(env.File("hosts"))
+	if err != nil {
+		return "", "", fmt.Errorf("the VM's files are not in %s (%v): run the cluster half first (vm2mesh apply --only cluster)", env.WorkDir, err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return "", "", WithHint(fmt.Errorf("%s is empty: the cluster half found no gateway address", env.File("hosts")),
+			"set gatewayAddress in the answers file and run the cluster half again")
+	}
+	return f[0], f[1], nil
+}
+
+func reachScript(ip string) string {
+	return fmt.Sprintf("timeout 5 bash -c 'exec 3<>/dev/tcp/%s/15012' 2>/dev/null || timeout 5 nc -z %s 15012", ip, ip)
+}
+
+func (VMPreflight) Plan(env *Env) ([]Action, error) {
+	ip, _, _ := gatewayFromHosts(env)
+	if ip == "" {
+		ip = "GATEWAY_IP"
+	}
+	return []Action{
+		{Kind: Command, Title: "what the VM is", Argv: []string{"sh", "-c", factsScript}},
+		{Kind: Command, Title: "istiod reachable through the gateway", Argv: []string{"sh", "-c", reachScript(ip)}},
+	}, nil
+}
+
+func (VMPreflight) Run(ctx context.Context, env *Env, out *Output) error {
+	if err := env.vmReady(); err != nil {
+		return err
+	}
+	for _, name := range vmconfig.FileNames {
+		if _, err := os.Stat(env.File(name)); err != nil {
+			return WithHint(fmt.Errorf("%s is missing", env.File(name)), "run the cluster half first: vm2mesh apply --only cluster")
+		}
+	}
+	f := env.Facts
+	out.Logf("%s, %s, %s, root: %s", f.OS, f.Family, f.Arch, f.Root)
+	if f.Family == "" {
+		return WithHint(fmt.Errorf("the VM has neither dpkg nor rpm"), "Istio's sidecar comes as .deb or .rpm: use a Debian/Ubuntu or RHEL-family VM")
+	}
+	if f.Arch != "amd64" && f.Arch != "arm64" {
+		return fmt.Errorf("the VM is %s: Istio publishes sidecar packages for amd64 and arm64 only", f.Arch)
+	}
+	if pkg := env.Settings.VM.Package; pkg != "" {
+		if !strings.HasSuffix(pkg, "."+f.Family) {
+			return WithHint(fmt.Errorf("vm.package %s does not fit the VM, which installs .%s packages (%s)", pkg, f.Family, f.OS),
+				"give %s for this VM", f.PackageName())
+		}
+		if f.Arch == "arm64" && !strings.Contains(pkg, "arm64") {
+			out.Warnf("the VM is arm64 but vm.package is not named for arm64: Istio publishes %s", f.PackageName())
+		}
+	}
+	if f.FreeKB > 0 && f.FreeKB < minFreeKB {
+		return fmt.Errorf("only %d MiB free under /var/lib on the VM; the sidecar needs about %d MiB", f.FreeKB/1024, minFreeKB/1024)
+	}
+	if !f.Systemd {
+		out.Warnf("systemd is not PID 1 on the VM: the agent will be started directly and will not restart at boot")
+	}
+	ip, _, err := gatewayFromHosts(env)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := env.VM.Exec(cctx, remote.Cmd{Line: reachScript(ip)}); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return WithHint(fmt.Errorf("the VM cannot reach the east-west gateway at %s:15012", ip),
+			"the agent reaches istiod there: check the gateway address, routes and firewalls between the VM and the gateway")
+	}
+	out.Summary("%s (%s, %s), root by %s, gateway %s:15012 reachable", f.OS, f.Family, f.Arch, f.Root, ip)
+	return nil
+}

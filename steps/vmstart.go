@@ -1,0 +1,79 @@
+package steps
+
+import (
+	"context"
+	"strconv"
+	"strings"
+)
+
+// Agent log files.
+const (
+	agentLog    = "/var/log/istio/istio.log"
+	agentErrLog = "/var/log/istio/istio.err.log"
+)
+
+// agentPattern matches the agent as the process table lists it, from the start of
+// its arguments, so it never matches the shell that runs pgrep or pkill.
+const agentPattern = "^(/usr)?(/bin/(ba)?sh )?/usr/local/bin/(istio-start[.]sh|pilot-agent)( |$)"
+
+// VMStart starts the agent: through systemd, enabled at boot, where systemd runs;
+// otherwise istio-start.sh detached from / (its default paths are relative).
+type VMStart struct{}
+
+func (VMStart) Name() string  { return "vm-start" }
+func (VMStart) Title() string { return "Start the Istio agent" }
+
+func runningScript(env *Env) string {
+	if env.Facts.Systemd {
+		return "systemctl is-active --quiet istio"
+	}
+	return "pgrep -f '" + agentPattern + "' >/dev/null"
+}
+
+func (VMStart) Check(ctx context.Context, env *Env) (Status, error) {
+	if err := env.vmReady(); err != nil {
+		return Status{}, err
+	}
+	if env.vmChanged {
+		return Status{Reason: "the agent's files changed: it is (re)started"}, nil
+	}
+	if _, err := env.VM.RunRoot(ctx, runningScript(env)); err != nil {
+		return Status{Reason: "the agent is not running"}, nil
+	}
+	return Status{Skip: true, Reason: "the agent runs and nothing it reads changed"}, nil
+}
+
+func startScript(env *Env) string {
+	if env.Facts.Systemd {
+		return "systemctl enable istio && systemctl restart istio"
+	}
+	// All three streams detached, or the SSH session would never end.
+	return "pkill -f '" + agentPattern + "'; cd / && setsid /usr/local/bin/istio-start.sh </dev/null >/dev/null 2>&1 &"
+}
+
+func (VMStart) Plan(env *Env) ([]Action, error) {
+	return []Action{{Kind: Command, Title: "start the agent as root", Argv: []string{"sh", "-c", startScript(env)}}}, nil
+}
+
+func (VMStart) Run(ctx context.Context, env *Env, out *Output) error {
+	// Where the logs end now: the verdict reads only what this start writes.
+	sizes, err := env.VM.RunRoot(ctx, "for f in "+agentLog+" "+agentErrLog+"; do stat -c %s $f 2>/dev/null || echo 0; done")
+	if err != nil {
+		return err
+	}
+	f := strings.Fields(sizes)
+	env.logOffsets = [2]int64{}
+	for i := 0; i < len(f) && i < 2; i++ {
+		env.logOffsets[i], _ = strconv.ParseInt(f[i], 10, 64)
+	}
+	if _, err := env.VM.RunRoot(ctx, startScript(env)); err != nil {
+		return WithHint(err, "see journalctl -u istio (or /var/log/istio/istio.err.log) on the VM")
+	}
+	env.agentStarted = true
+	if env.Facts.Systemd {
+		out.Summary("started with systemd (systemctl enable --now istio: it starts at boot too)")
+	} else {
+		out.Summary("started /usr/local/bin/istio-start.sh detached from / (no systemd on this VM: it will not restart by itself or at boot)")
+	}
+	return nil
+}
