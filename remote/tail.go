@@ -37,7 +37,7 @@ func (c *Client) Tail(parent context.Context, files []TailFile, max time.Duratio
 	var parts []string
 	for _, f := range files {
 		// GNU sed -u: unbuffered, so each line arrives when it is written.
-		parts = append(parts, fmt.Sprintf("tail -c +%d -F %s 2>/dev/null | sed -u %s &",
+		parts = append(parts, fmt.Sprintf("tail -s 0.2 -c +%d -F %s 2>/dev/null | sed -u %s &",
 			f.Offset+1, Quote(f.Path), Quote("s|^|"+strings.ReplaceAll(f.Path, "|", `\|`)+"\t|")))
 	}
 	line := fmt.Sprintf("exec timeout %d sh -c %s", secs, Quote(strings.Join(parts, " ")+" wait"))

@@ -359,6 +359,7 @@ func (vm *VM) KnownHostsLine() string {
 // DropConnections kills the VM's sshd session processes (not PID 1), as a network
 // failure would end them.
 func (vm *VM) DropConnections() error {
-	_, err := vm.Exec(context.Background(), "for p in $(pgrep -f 'sshd: '); do [ \"$p\" != 1 ] && kill -9 \"$p\"; done; true")
+	// Anchored, so it matches sshd's session processes and not this shell.
+	_, err := vm.Exec(context.Background(), "pkill -9 -f '^sshd: [a-z_][a-z0-9_-]*( \\[priv\\]|@)'; true")
 	return err
 }

@@ -1,0 +1,181 @@
+package remote_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vm2mesh/vm2mesh/internal/testvm"
+	"github.com/vm2mesh/vm2mesh/remote"
+)
+
+func randomFile(t testing.TB, size int64) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "payload.bin")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestUploadProgressChecksumAndDroppedConnection(t *testing.T) {
+	vm := testvm.Start(t, testvm.Options{})
+	ctx := context.Background()
+	c := dial(t, options(t, vm, testvm.UserNoPasswordSudo))
+	if err := c.Root(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := c.TempDir(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := vm.MustExec(t, "stat -c %a "+dir); mode != "700\n" {
+		t.Errorf("temp dir mode %s", mode)
+	}
+	local := randomFile(t, 64<<20)
+	sum, _, _ := remote.FileSHA256(local)
+	target := dir + "/istio-sidecar.deb"
+
+	// Drop the connection once a third has arrived: the upload redials and starts
+	// over, and the file never appears half-written under its name.
+	var dropped atomic.Bool
+	var last atomic.Int64
+	err = c.Upload(ctx, local, target, func(done, total int64) {
+		last.Store(done)
+		if !dropped.Load() && done > total/3 {
+			dropped.Store(true)
+			if out := vm.MustExec(t, "ls "+dir); strings.Contains(out, "istio-sidecar.deb\n") {
+				t.Error("the file is visible under its name before it is complete")
+			}
+			if err := vm.DropConnections(); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dropped.Load() || last.Load() != 64<<20 {
+		t.Errorf("dropped=%v, last progress %d", dropped.Load(), last.Load())
+	}
+	if got := strings.Fields(vm.MustExec(t, "sha256sum "+target))[0]; got != sum {
+		t.Errorf("sha256 on the VM %s, want %s", got, sum)
+	}
+	if out := vm.MustExec(t, "ls "+dir); out != "istio-sidecar.deb\n" {
+		t.Errorf("upload dir holds %q", out)
+	}
+	// The same file again: nothing to send.
+	var calls int
+	if err := c.Upload(ctx, local, target, func(done, total int64) { calls++ }); err != nil || calls != 1 {
+		t.Errorf("re-upload: %d progress calls, %v", calls, err)
+	}
+}
+
+func TestSSHConfigAliasAndProxyJump(t *testing.T) {
+	vm := testvm.Start(t, testvm.Options{})
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config")
+	// "bastion" and "hop" are jump hosts (the VM itself: it can reach its own
+	// address), "target" is reached through both, as OpenSSH would.
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`Host bastion
+	HostName %[1]s
+	User deploy
+	IdentityFile %[2]s
+
+Host hop
+	HostName %[1]s
+	Port 22
+	User admin
+	IdentityFile %[2]s
+
+Host target
+	HostName %[1]s
+	User root
+	IdentityFile %[2]s
+	ProxyJump bastion,hop
+
+Host *
+	User nobody
+`, vm.Addr, vm.ClientKey)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, jumps, err := remote.Resolve(cfg, "target", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if target.User != "root" || target.HostName != vm.Addr || target.Port != 22 || len(jumps) != 2 || jumps[0].User != "deploy" || jumps[1].User != "admin" {
+		t.Fatalf("resolved %+v via %+v", target, jumps)
+	}
+	kh := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(kh, []byte(vm.KnownHostsLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := remote.Dial(ctx, remote.Options{Host: "target", SSHConfig: cfg, HostKeys: remote.HostKeyPolicy{KnownHostsFile: kh}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out, err := c.Run(ctx, "id -un")
+	if err != nil || out != "root\n" {
+		t.Errorf("through two jumps: %q %v", out, err)
+	}
+	// The jumps are real: the VM saw deploy and admin log in.
+	if who := vm.MustExec(t, "ps -eo args | grep -c '^sshd: \\(deploy\\|admin\\) \\[priv\\]' || true"); strings.TrimSpace(who) != "2" {
+		t.Errorf("jump sessions on the VM: %s", who)
+	}
+}
+
+func TestTailFollowsFromAnOffsetAndStops(t *testing.T) {
+	vm := testvm.Start(t, testvm.Options{})
+	ctx := context.Background()
+	c := dial(t, options(t, vm, "root"))
+	if err := c.Root(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	vm.MustExec(t, "mkdir -p /var/log/istio && printf 'old line\\n' > /var/log/istio/istio.log && : > /var/log/istio/istio.err.log")
+	go func() {
+		time.Sleep(time.Second)
+		vm.MustExec(t, "echo 'first new' >> /var/log/istio/istio.log; sleep 0.3; echo 'to stderr' >> /var/log/istio/istio.err.log; sleep 0.8; echo 'the verdict' >> /var/log/istio/istio.log")
+	}()
+	var got []string
+	err := c.Tail(ctx, []remote.TailFile{{Path: "/var/log/istio/istio.log", Offset: 9}, {Path: "/var/log/istio/istio.err.log"}}, 20*time.Second,
+		func(l remote.Line) bool {
+			got = append(got, filepath.Base(l.File)+": "+l.Text)
+			return l.Text == "the verdict"
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "istio.log: first new|istio.err.log: to stderr|istio.log: the verdict"
+	if strings.Join(got, "|") != want {
+		t.Errorf("lines %q, want %q", got, want)
+	}
+	time.Sleep(time.Second)
+	if out := vm.MustExec(t, "pgrep -f '^tail -s' || true"); out != "" {
+		t.Errorf("tail still runs on the VM: %s", out)
+	}
+	// Silence until max is not an error: the caller judges it.
+	start := time.Now()
+	if err := c.Tail(ctx, []remote.TailFile{{Path: "/var/log/istio/none.log"}}, 2*time.Second, func(remote.Line) bool { return false }); err != nil {
+		t.Errorf("silent tail: %v", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("silent tail took %s", time.Since(start))
+	}
+}
