@@ -3,6 +3,7 @@ package app_test
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/vm2mesh/vm2mesh/internal/testcluster"
 	"github.com/vm2mesh/vm2mesh/internal/testvm"
+	"github.com/vm2mesh/vm2mesh/remote"
 )
 
 var (
@@ -282,5 +284,61 @@ func rewrite(t *testing.T, path, old, new string) {
 	}
 	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// packageServerStandIn serves the stand-in packages and their .sha256 files over
+// HTTP on the host end of the VM's veth, as a release mirror would.
+func packageServerStandIn(t *testing.T, vm *testvm.VM, pkgs *testvm.StandInPackages) string {
+	l, err := net.Listen("tcp", net.JoinHostPort(vm.HostAddr, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"/istio-sidecar.deb": pkgs.Deb, "/istio-sidecar.rpm": pkgs.RPM}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, sum := strings.CutSuffix(r.URL.Path, ".sha256")
+		local, ok := files[name]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		if sum {
+			s, _, _ := remote.FileSHA256(local)
+			fmt.Fprintf(w, "%s  %s\n", s, strings.TrimPrefix(name, "/"))
+			return
+		}
+		http.ServeFile(w, r, local)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + l.Addr().String() + "/"
+}
+
+func TestPackageDownloadedOnTheVMAndChecked(t *testing.T) {
+	testvm.Skip(t)
+	vm := testvm.Start(t, testvm.Options{})
+	base := packageServerStandIn(t, vm, standInPackages(t))
+	path, workDir, _ := onboardingAnswers(t, vm, vmCase{user: "root"})
+	rewrite(t, path, "  package: "+standInPackages(t).Deb, "  packageURL: "+base)
+	r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "downloading "+base+"istio-sidecar.deb on the VM") {
+		t.Errorf("output:\n%s", r.stdout)
+	}
+	assertOnboarded(t, vm, workDir)
+
+	// A checksum that does not match stops before installing.
+	other := testvm.Start(t, testvm.Options{})
+	base = packageServerStandIn(t, other, standInPackages(t))
+	path, _, _ = onboardingAnswers(t, other, vmCase{user: "root", extra: []string{"  packageSHA256: " + strings.Repeat("ab", 32)}})
+	rewrite(t, path, "  package: "+standInPackages(t).Deb, "  packageURL: "+base)
+	r = run(t, nil, "apply", "-f", path, "--yes", "--only", "vm")
+	if r.code != 1 || !strings.Contains(r.stdout, "computed checksum did NOT match") || !strings.Contains(r.stdout, "checksum did not match") {
+		t.Errorf("bad checksum: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if out := other.MustExec(t, "dpkg -s istio-sidecar >/dev/null 2>&1 && echo installed || echo absent"); out != "absent\n" {
+		t.Errorf("package %s after a checksum mismatch", out)
 	}
 }

@@ -22,7 +22,7 @@ import (
 )
 
 // Packages are what the VM image has beyond debootstrap's minbase.
-var Packages = []string{"openssh-server", "sudo", "rpm", "iproute2", "iptables", "hostname", "systemd", "procps"}
+var Packages = []string{"openssh-server", "sudo", "rpm", "iproute2", "iptables", "hostname", "systemd", "procps", "curl"}
 
 // The users every VM has. Their passwords are test fixtures of a throwaway image.
 const (

@@ -48,6 +48,7 @@ type VM struct {
 	Netns          string
 	dir            string
 	cmd            *exec.Cmd
+	exited         chan struct{} // closed when the VM's process has been waited for
 	slot           *os.File
 	index          int
 	hostVeth       string
@@ -270,7 +271,8 @@ exec chroot %[3]s /usr/sbin/sshd -D -e
 		logf.Close()
 		return err
 	}
-	go func() { _ = vm.cmd.Wait(); logf.Close() }()
+	vm.exited = make(chan struct{})
+	go func() { _ = vm.cmd.Wait(); logf.Close(); close(vm.exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if vm.sshdPID == 0 {
@@ -313,10 +315,11 @@ func (vm *VM) Stop() {
 	if vm.sshdPID != 0 {
 		_ = syscall.Kill(vm.sshdPID, syscall.SIGKILL)
 	}
-	if vm.cmd != nil && vm.cmd.Process != nil {
+	if vm.exited != nil {
 		_ = vm.cmd.Process.Kill()
-		for i := 0; i < 50 && vm.cmd.ProcessState == nil; i++ {
-			time.Sleep(20 * time.Millisecond)
+		select {
+		case <-vm.exited:
+		case <-time.After(5 * time.Second):
 		}
 	}
 	_ = run("ip", "netns", "del", vm.Netns)
