@@ -81,11 +81,11 @@ func (c *Client) wrap(cmd Cmd, id string) (string, io.Reader, error) {
 	f := pidFile(id)
 	script := `echo $$ >` + f + `; eval "$1"; rc=$?; rm -f ` + f + `; exit $rc`
 	cmd.Line = "setsid -w sh -c " + Quote(script) + " vm2mesh-" + id + " " + Quote(cmd.Line)
-	return c.wrapPlain(cmd, id)
+	return c.wrapPlain(cmd)
 }
 
 // wrapPlain adds only what becoming root needs.
-func (c *Client) wrapPlain(cmd Cmd, _ string) (string, io.Reader, error) {
+func (c *Client) wrapPlain(cmd Cmd) (string, io.Reader, error) {
 	if !cmd.Root {
 		return cmd.Line, cmd.Stdin, nil
 	}

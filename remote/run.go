@@ -122,8 +122,7 @@ func (c *Client) kill(root bool, id string) {
 	defer cancel()
 	f := pidFile(id)
 	line := fmt.Sprintf(`p=$(cat %[1]s 2>/dev/null) || exit 0; kill -s TERM -- "-$p" 2>/dev/null; sleep 1; kill -s KILL -- "-$p" 2>/dev/null; rm -f %[1]s; true`, f)
-	killID := newID()
-	l, stdin, err := c.wrapPlain(Cmd{Line: line, Root: root}, killID)
+	l, stdin, err := c.wrapPlain(Cmd{Line: line, Root: root})
 	if err != nil {
 		return
 	}

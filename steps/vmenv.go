@@ -152,7 +152,7 @@ func (f VMFacts) PackageName() string {
 	return name + "." + f.Family
 }
 
-// vmClosed tells steps that need the VM that it is not connected.
+// vmReady tells steps that need the VM whether it is connected.
 func (e *Env) vmReady() error {
 	if e.VM == nil {
 		return fmt.Errorf("not connected to the VM")

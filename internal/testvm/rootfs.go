@@ -19,6 +19,8 @@ import (
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/vm2mesh/vm2mesh/internal/testcluster"
 )
 
 // Packages are what the VM image has beyond debootstrap's minbase.
@@ -37,16 +39,6 @@ const (
 type Image struct {
 	Root      string // the debootstrapped tree (read-only lower layer)
 	ClientKey string // private key (OpenSSH format) authorized for every user
-}
-
-func cacheDir() string {
-	if d := os.Getenv("VM2MESH_TOOLS_CACHE"); d != "" {
-		return d
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "vm2mesh", "tools")
-	}
-	return filepath.Join(os.TempDir(), "vm2mesh-tools")
 }
 
 // imageKey changes whenever what goes into the image changes.
@@ -77,15 +69,15 @@ rm /tmp/vm2mesh-client.pub
 // BuildImage returns the image, building it with debootstrap the first time
 // (about a minute with a good mirror; cached by imageKey afterwards).
 func BuildImage() (*Image, error) {
-	dir := filepath.Join(cacheDir(), "vm-image-"+imageKey())
+	dir := filepath.Join(testcluster.CacheDir(), "vm-image-"+imageKey())
 	img := &Image{Root: filepath.Join(dir, "root"), ClientKey: filepath.Join(dir, "client_ed25519")}
 	if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
 		return img, nil
 	}
-	if err := os.MkdirAll(cacheDir(), 0o755); err != nil {
+	if err := os.MkdirAll(testcluster.CacheDir(), 0o755); err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(cacheDir(), ".vm-image.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(testcluster.CacheDir(), ".vm-image.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}
