@@ -19,6 +19,8 @@ type Runner struct {
 	Steps []Step
 	Env   *Env
 	Emit  func(Event)
+	// Skip names steps the operator chose to skip after they failed.
+	Skip map[string]bool
 }
 
 // Result counts what a run did.
@@ -37,6 +39,11 @@ func (r *Runner) Run(ctx context.Context) (Result, error) {
 	state := LoadState(r.Env.WorkDir, r.Env.Settings)
 	for _, st := range r.Steps {
 		out := &Output{step: st, emit: r.Emit}
+		if r.Skip[st.Name()] {
+			res.Skipped++
+			out.send(Event{Kind: Skipped, Text: "skipped by the operator"})
+			continue
+		}
 		status, err := st.Check(ctx, r.Env)
 		if err == nil && status.Skip {
 			res.Skipped++

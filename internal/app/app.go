@@ -54,6 +54,7 @@ func Run(ctx context.Context, args []string, stdio IO) int {
 type shownError struct{ error }
 
 func newRoot(stdio IO) *cobra.Command {
+	var wiz wizardOptions
 	root := &cobra.Command{
 		Use:   "vm2mesh",
 		Short: "Take a virtual machine into an Istio mesh",
@@ -64,10 +65,17 @@ files. Every step shows what it will do first, skips what is already done, and
 resumes where a failed run stopped.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("the interactive wizard is not built yet: run `vm2mesh apply -f answers.yaml` (see README.md for the answers file)")
+			return runWizard(cmd.Context(), stdio, wiz)
 		},
 	}
+	f := root.Flags()
+	f.StringVarP(&wiz.answers, "file", "f", "", "answers file that fills in the settings (see README.md)")
+	f.StringVar(&wiz.kubeconfig, "kubeconfig", "", "kubeconfig file")
+	f.StringVar(&wiz.kubeContext, "context", "", "kubeconfig context")
+	f.StringVar(&wiz.only, "only", "", "run one half: cluster or vm")
+	f.StringVar(&wiz.logFile, "log-file", "", "write the wizard's debug log here")
 	root.SetIn(stdio.In)
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)

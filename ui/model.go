@@ -1,0 +1,471 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"charm.land/bubbles/v2/progress"
+	"charm.land/bubbles/v2/spinner"
+	"charm.land/bubbles/v2/textinput"
+	"charm.land/bubbles/v2/viewport"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/vm2mesh/vm2mesh/remote"
+	"github.com/vm2mesh/vm2mesh/steps"
+)
+
+type page int
+
+const (
+	pagePreparing page = iota
+	pagePlan
+	pageRun
+	pageFailed
+	pageSummary
+)
+
+// stepState is how a step stands on the run screen.
+type stepState int
+
+const (
+	statePending stepState = iota
+	stateRunning
+	stateDone
+	stateSkipped
+	stateFailed
+)
+
+type planRow struct {
+	step    steps.Step
+	skip    bool
+	reason  string
+	actions []steps.Action
+}
+
+// Model is the wizard after the settings: preflight, plan, run, failure, summary.
+type Model struct {
+	ctx      context.Context
+	cancel   context.CancelFunc // cancels the running step
+	engine   Engine
+	settings steps.Settings
+	bus      bus
+
+	width, height int
+	page          page
+	err           error // preflight or run failure
+
+	env     *steps.Env
+	rows    []planRow
+	states  []stepState
+	notes   []string // per step: the done or skip line
+	cursor  int      // the selected step on the plan page
+	detail  viewport.Model
+	log     viewport.Model
+	lines   []string
+	follow  bool // the log pane follows new lines unless scrolled up
+	spin    spinner.Model
+	bar     progress.Model
+	showBar bool
+	barText string
+	res     steps.Result
+	failed  int // index of the failed step
+	hint    string
+	skip    map[string]bool
+
+	prompt      *promptMsg
+	secret      textinput.Model
+	confirmQuit bool
+	quitting    bool
+	// Outcome is read by the caller after the program ends.
+	Outcome error
+}
+
+// New makes the wizard for settings already chosen.
+func New(ctx context.Context, engine Engine, s steps.Settings) *Model {
+	m := &Model{
+		ctx: ctx, engine: engine, settings: s, bus: make(bus, 64),
+		width: 80, height: 24, follow: true, skip: map[string]bool{},
+		spin:   spinner.New(spinner.WithSpinner(spinner.Dot)),
+		bar:    progress.New(progress.WithWidth(40)),
+		detail: viewport.New(),
+		log:    viewport.New(),
+		secret: textinput.New(),
+	}
+	m.secret.EchoMode = textinput.EchoPassword
+	m.resize()
+	return m
+}
+
+// Init starts the preflight. Background work (preflight, checks, the run) starts
+// in goroutines that report through the bus; the bus's listener is the only
+// command that reads it.
+func (m *Model) Init() tea.Cmd {
+	m.prepare()
+	return tea.Batch(m.spin.Tick, m.bus.listen())
+}
+
+// prepare runs the preflight in the background; prompts come through the bus.
+func (m *Model) prepare() {
+	b, ctx, engine, s := m.bus, m.ctx, m.engine, m.settings
+	go func() {
+		env, list, err := engine.Prepare(ctx, s, b.prompts(ctx))
+		b <- preparedMsg{env: env, steps: list, err: err}
+	}()
+}
+
+// check asks every step whether it is done and what it would do (read-only).
+func (m *Model) check() {
+	b, ctx, env, list := m.bus, m.ctx, m.env, m.stepsOf()
+	go func() {
+		rows := make([]planRow, len(list))
+		for i, st := range list {
+			status, err := st.Check(ctx, env)
+			if err != nil {
+				b <- checkedMsg{err: fmt.Errorf("%s: %w", st.Title(), err)}
+				return
+			}
+			acts, err := st.Plan(env)
+			if err != nil {
+				b <- checkedMsg{err: fmt.Errorf("%s: %w", st.Title(), err)}
+				return
+			}
+			rows[i] = planRow{step: st, skip: status.Skip, reason: status.Reason, actions: acts}
+		}
+		b <- checkedMsg{rows: rows}
+	}()
+}
+
+func (m *Model) stepsOf() []steps.Step {
+	out := make([]steps.Step, len(m.rows))
+	for i, r := range m.rows {
+		out[i] = r.step
+	}
+	return out
+}
+
+// run starts the runner; its events come through the bus.
+func (m *Model) run() {
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.cancel = cancel
+	b := m.bus
+	skip := make(map[string]bool, len(m.skip))
+	for k, v := range m.skip {
+		skip[k] = v
+	}
+	r := &steps.Runner{Steps: m.stepsOf(), Env: m.env, Skip: skip, Emit: func(e steps.Event) { b <- eventMsg(e) }}
+	go func() {
+		res, err := r.Run(ctx)
+		b <- ranMsg{res: res, err: err}
+	}()
+}
+
+func (m *Model) index(step string) int {
+	for i, r := range m.rows {
+		if r.step.Name() == step {
+			return i
+		}
+	}
+	return -1
+}
+
+func (m *Model) resize() {
+	w := max(m.width, 40)
+	m.detail.SetWidth(w)
+	m.detail.SetHeight(max(m.height-len(m.rows)-6, 3))
+	m.log.SetWidth(w)
+	m.log.SetHeight(max(m.height-len(m.rows)-7, 3))
+	m.bar.SetWidth(min(w-30, 50))
+}
+
+func (m *Model) appendLog(line string) {
+	m.lines = append(m.lines, line)
+	if len(m.lines) > 2000 {
+		m.lines = m.lines[len(m.lines)-2000:]
+	}
+	m.log.SetContentLines(m.lines)
+	if m.follow {
+		m.log.GotoBottom()
+	}
+}
+
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.resize()
+		m.showDetail()
+		return m, nil
+	case spinner.TickMsg:
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
+		return m, cmd
+	case progress.FrameMsg:
+		var cmd tea.Cmd
+		m.bar, cmd = m.bar.Update(msg)
+		return m, cmd
+	case promptMsg:
+		m.prompt = &msg
+		m.secret.SetValue("")
+		return m, tea.Batch(m.secret.Focus(), m.bus.listen())
+	case preparedMsg:
+		if msg.err != nil {
+			m.err, m.page = msg.err, pageFailed
+			m.hint, m.failed = steps.HintOf(msg.err), -1
+			return m, m.bus.listen()
+		}
+		m.env = msg.env
+		for _, st := range msg.steps {
+			m.rows = append(m.rows, planRow{step: st})
+		}
+		m.states = make([]stepState, len(m.rows))
+		m.notes = make([]string, len(m.rows))
+		m.resize()
+		m.check()
+		return m, m.bus.listen()
+	case checkedMsg:
+		if msg.err != nil {
+			m.err, m.page, m.failed = msg.err, pageFailed, -1
+			return m, m.bus.listen()
+		}
+		m.rows, m.page = msg.rows, pagePlan
+		m.showDetail()
+		return m, m.bus.listen()
+	case eventMsg:
+		m.event(steps.Event(msg))
+		return m, tea.Batch(m.bus.listen(), m.barCmd(steps.Event(msg)))
+	case ranMsg:
+		m.res, m.showBar = msg.res, false
+		if msg.err != nil {
+			m.err, m.page = msg.err, pageFailed
+			m.hint = steps.HintOf(msg.err)
+		} else {
+			m.page = pageSummary
+		}
+		if m.quitting {
+			m.Outcome = msg.err
+			return m, tea.Quit
+		}
+		return m, m.bus.listen()
+	case tea.KeyPressMsg:
+		return m.key(msg)
+	}
+	return m, nil
+}
+
+func (m *Model) barCmd(e steps.Event) tea.Cmd {
+	if e.Kind != steps.Progress || e.Total <= 0 {
+		return nil
+	}
+	return m.bar.SetPercent(float64(e.Cur) / float64(e.Total))
+}
+
+func (m *Model) event(e steps.Event) {
+	i := m.index(e.Step)
+	switch e.Kind {
+	case steps.Started:
+		m.states[i] = stateRunning
+		m.appendLog(titleStyle.Render("→ " + e.Title))
+	case steps.Log:
+		m.appendLog("  " + highlight(e.Text))
+	case steps.Warning:
+		m.appendLog("  " + warnStyle.Render("! "+e.Text))
+	case steps.Progress:
+		m.showBar = e.Cur < e.Total
+		m.barText = fmt.Sprintf("%s  %s / %s", e.Text, size(e.Cur), size(e.Total))
+	case steps.Done:
+		m.states[i], m.notes[i] = stateDone, e.Text
+	case steps.Skipped:
+		m.states[i], m.notes[i] = stateSkipped, e.Text
+	case steps.Failed:
+		m.states[i], m.failed = stateFailed, i
+		m.appendLog("  " + failStyle.Render("✗ "+e.Text))
+	}
+}
+
+// highlight marks the agent's success and failure lines.
+func highlight(line string) string {
+	l := strings.ToLower(line)
+	for _, s := range successLines {
+		if strings.Contains(l, s) {
+			return okStyle.Render(line)
+		}
+	}
+	if steps.Judge(line) == steps.AgentFailed {
+		return failStyle.Render(line)
+	}
+	return line
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	if m.prompt != nil {
+		return m.promptKey(k)
+	}
+	key := k.String()
+	if m.confirmQuit {
+		m.confirmQuit = false
+		if key == "y" {
+			m.quitting = true
+			if m.cancel != nil && m.page == pageRun {
+				m.cancel() // the runner reports back, then we quit
+				return m, nil
+			}
+			m.Outcome = context.Canceled
+			return m, tea.Quit
+		}
+		return m, nil
+	}
+	switch m.page {
+	case pagePlan:
+		switch key {
+		case "up", "k":
+			m.cursor = max(m.cursor-1, 0)
+			m.showDetail()
+		case "down", "j":
+			m.cursor = min(m.cursor+1, len(m.rows)-1)
+			m.showDetail()
+		case "pgdown", "space":
+			m.detail.PageDown()
+		case "pgup":
+			m.detail.PageUp()
+		case "enter", "a":
+			m.page = pageRun
+			m.run()
+			return m, nil
+		case "q", "esc", "ctrl+c":
+			m.Outcome = errNotApplied
+			return m, tea.Quit
+		}
+	case pageRun:
+		switch key {
+		case "esc", "ctrl+c":
+			m.confirmQuit = true
+		case "up", "k", "pgup":
+			m.follow = false
+			if key == "pgup" {
+				m.log.PageUp()
+			} else {
+				m.log.ScrollUp(1)
+			}
+		case "down", "j", "pgdown":
+			if key == "pgdown" {
+				m.log.PageDown()
+			} else {
+				m.log.ScrollDown(1)
+			}
+			m.follow = m.log.AtBottom()
+		case "end", "G":
+			m.follow = true
+			m.log.GotoBottom()
+		}
+	case pageFailed:
+		switch key {
+		case "r":
+			if m.failed >= 0 {
+				return m.retry()
+			}
+		case "s":
+			if m.failed >= 0 && skippable(m.rows[m.failed].step) {
+				m.skip[m.rows[m.failed].step.Name()] = true
+				return m.retry()
+			}
+		case "q", "esc", "ctrl+c":
+			m.Outcome = m.err
+			return m, tea.Quit
+		}
+	case pageSummary, pagePreparing:
+		switch key {
+		case "q", "enter", "esc", "ctrl+c":
+			if m.page == pagePreparing {
+				m.Outcome = context.Canceled
+			}
+			return m, tea.Quit
+		}
+	}
+	return m, nil
+}
+
+// retry runs the steps again: those done skip themselves, so it resumes at the
+// failed one.
+func (m *Model) retry() (tea.Model, tea.Cmd) {
+	m.err, m.hint, m.page = nil, "", pageRun
+	for i := range m.states {
+		if m.states[i] == stateFailed {
+			m.states[i] = statePending
+		}
+	}
+	m.appendLog(dimStyle.Render("— retrying —"))
+	m.run()
+	return m, nil
+}
+
+func skippable(st steps.Step) bool {
+	s, ok := st.(interface{ Skippable() bool })
+	return ok && s.Skippable()
+}
+
+func (m *Model) promptKey(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	p := m.prompt
+	answer := func(r promptReply) (tea.Model, tea.Cmd) {
+		p.reply <- r
+		m.prompt = nil
+		m.secret.SetValue("")
+		return m, nil
+	}
+	if p.kind == promptHostKey {
+		switch k.String() {
+		case "y":
+			return answer(promptReply{decision: remote.AcceptAndRemember})
+		case "o":
+			return answer(promptReply{decision: remote.AcceptOnce})
+		case "n", "esc", "ctrl+c":
+			return answer(promptReply{decision: remote.RejectHost})
+		}
+		return m, nil
+	}
+	switch k.String() {
+	case "enter":
+		return answer(promptReply{secret: m.secret.Value()})
+	case "esc", "ctrl+c":
+		return answer(promptReply{err: errPromptAborted})
+	}
+	var cmd tea.Cmd
+	m.secret, cmd = m.secret.Update(k)
+	return m, cmd
+}
+
+// showDetail puts the selected step's manifests and commands in the detail pane.
+func (m *Model) showDetail() {
+	if m.page != pagePlan || len(m.rows) == 0 {
+		return
+	}
+	r := m.rows[m.cursor]
+	var b strings.Builder
+	if r.skip {
+		fmt.Fprintf(&b, "%s\n\n", dimStyle.Render("skipped: "+r.reason))
+	} else if r.reason != "" {
+		fmt.Fprintf(&b, "%s\n\n", r.reason)
+	}
+	for _, a := range r.actions {
+		switch a.Kind {
+		case steps.Manifest:
+			fmt.Fprintf(&b, "%s\n%s\n", titleStyle.Render("# "+a.File+" ("+a.Title+")"), a.Body)
+		case steps.Command:
+			fmt.Fprintf(&b, "%s\n$ %s\n\n", titleStyle.Render("# "+a.Title), steps.ShellJoin(a.Argv))
+		case steps.Note:
+			fmt.Fprintf(&b, "%s\n\n", a.Body)
+		}
+	}
+	m.detail.SetContent(b.String())
+	m.detail.GotoTop()
+}

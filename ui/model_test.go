@@ -1,0 +1,262 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/vm2mesh/vm2mesh/remote"
+	"github.com/vm2mesh/vm2mesh/steps"
+)
+
+// scriptedStep is a stand-in step for UI tests: it reports what it is told to and
+// counts its runs; it touches no cluster and no VM.
+type scriptedStep struct {
+	name, title string
+	done        bool     // Check says skip
+	fails       int      // fail this many runs first
+	logs        []string // logged while running
+	skippable   bool
+	mu          sync.Mutex
+	runs        int
+	succeeded   bool          // like a real step, it is done once it has run
+	block       chan struct{} // when set, Run waits for it or for cancellation
+}
+
+func (s *scriptedStep) Name() string  { return s.name }
+func (s *scriptedStep) Title() string { return s.title }
+func (s *scriptedStep) Check(context.Context, *steps.Env) (steps.Status, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return steps.Status{Skip: s.done || s.succeeded, Reason: "scripted"}, nil
+}
+func (s *scriptedStep) Plan(*steps.Env) ([]steps.Action, error) {
+	return []steps.Action{{Kind: steps.Command, Title: "scripted command", Argv: []string{"echo", s.name}}}, nil
+}
+func (s *scriptedStep) Skippable() bool { return s.skippable }
+func (s *scriptedStep) Run(ctx context.Context, _ *steps.Env, out *steps.Output) error {
+	s.mu.Lock()
+	s.runs++
+	n := s.runs
+	s.mu.Unlock()
+	for _, l := range s.logs {
+		out.Logf("%s", l)
+	}
+	if s.block != nil {
+		select {
+		case <-s.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if n <= s.fails {
+		return steps.WithHint(errors.New(s.name+" broke"), "fix %s", s.name)
+	}
+	out.Summary("%s finished", s.name)
+	s.mu.Lock()
+	s.succeeded = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *scriptedStep) runCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runs
+}
+
+// scriptedEngine is a stand-in Engine: it may ask a host key question, then hands
+// out the scripted steps.
+type scriptedEngine struct {
+	steps    []steps.Step
+	askHost  bool
+	decision remote.HostKeyDecision
+	err      error
+	workDir  string
+}
+
+func (e *scriptedEngine) Prepare(ctx context.Context, s steps.Settings, p steps.Prompts) (*steps.Env, []steps.Step, error) {
+	if e.askHost {
+		d, err := p.HostKey("vm.example", "ssh-ed25519", "SHA256:abc")
+		if err != nil {
+			return nil, nil, err
+		}
+		e.decision = d
+	}
+	if e.err != nil {
+		return nil, nil, e.err
+	}
+	return &steps.Env{WorkDir: e.workDir}, e.steps, nil
+}
+
+// start makes the model and runs its preflight in the background, as Init would.
+func start(t *testing.T, e *scriptedEngine) *Model {
+	t.Helper()
+	e.workDir = t.TempDir()
+	m := New(context.Background(), e, steps.Defaults())
+	m.prepare()
+	return m
+}
+
+// pump feeds what background work sends into Update until cond holds.
+func pump(t *testing.T, m *Model, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case msg := <-m.bus:
+			m.Update(msg) // commands are the runtime's: listening, animation
+		case <-deadline:
+			t.Fatalf("timed out on page %d:\n%s", m.page, plain(m))
+		}
+	}
+}
+
+func press(m *Model, key string) {
+	var msg tea.KeyPressMsg
+	switch key {
+	case "enter":
+		msg = tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "esc":
+		msg = tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "down":
+		msg = tea.KeyPressMsg{Code: tea.KeyDown}
+	default:
+		msg = tea.KeyPressMsg{Code: rune(key[0]), Text: key}
+	}
+	m.Update(msg)
+}
+
+func TestPlanShowsEverythingAndNothingRunsBeforeEnter(t *testing.T) {
+	a := &scriptedStep{name: "a", title: "Step A", done: true}
+	b := &scriptedStep{name: "b", title: "Step B", logs: []string{"working on b"}}
+	m := start(t, &scriptedEngine{steps: []steps.Step{a, b}})
+	pump(t, m, func() bool { return m.page == pagePlan })
+	view := plain(m)
+	for _, want := range []string{"Step A (skip: already done)", "Step B", "nothing changes until you press enter"} {
+		if !strings.Contains(view, want) {
+			t.Errorf("plan lacks %q:\n%s", want, view)
+		}
+	}
+	press(m, "down")
+	if !strings.Contains(plain(m), "$ echo b") {
+		t.Errorf("the selected step's command is not shown:\n%s", plain(m))
+	}
+	time.Sleep(100 * time.Millisecond)
+	if a.runCount()+b.runCount() != 0 {
+		t.Fatal("a step ran before the plan was accepted")
+	}
+	press(m, "enter")
+	pump(t, m, func() bool { return m.page == pageSummary })
+	if a.runCount() != 0 || b.runCount() != 1 {
+		t.Errorf("runs a=%d b=%d", a.runCount(), b.runCount())
+	}
+	view = plain(m)
+	for _, want := range []string{"Done", "b finished", "skipped: scripted", "kubectl get workloadentries -n vm"} {
+		if !strings.Contains(view, want) {
+			t.Errorf("summary lacks %q:\n%s", want, view)
+		}
+	}
+}
+
+func TestFailureOffersRetryAndSkip(t *testing.T) {
+	flaky := &scriptedStep{name: "flaky", title: "Flaky step", fails: 1, logs: []string{"trying"}}
+	broken := &scriptedStep{name: "broken", title: "Broken step", fails: 99, skippable: true}
+	m := start(t, &scriptedEngine{steps: []steps.Step{flaky, broken}})
+	pump(t, m, func() bool { return m.page == pagePlan })
+	press(m, "enter")
+	pump(t, m, func() bool { return m.page == pageFailed })
+	view := plain(m)
+	for _, want := range []string{"Failed: Flaky step", "flaky broke", "hint: fix flaky", "trying", "r retry"} {
+		if !strings.Contains(view, want) {
+			t.Errorf("failure screen lacks %q:\n%s", want, view)
+		}
+	}
+	if strings.Contains(view, "s skip") {
+		t.Error("skip offered for a step that is not safe to skip")
+	}
+	press(m, "r")
+	pump(t, m, func() bool { return m.page == pageFailed && m.failed == 1 })
+	if !strings.Contains(plain(m), "s skip") {
+		t.Errorf("skip not offered:\n%s", plain(m))
+	}
+	press(m, "s")
+	pump(t, m, func() bool { return m.page == pageSummary })
+	if flaky.runCount() != 2 || broken.runCount() != 1 {
+		t.Errorf("runs flaky=%d broken=%d", flaky.runCount(), broken.runCount())
+	}
+}
+
+func TestHostKeyPromptAnswersThePreflight(t *testing.T) {
+	e := &scriptedEngine{steps: []steps.Step{&scriptedStep{name: "a", title: "A"}}, askHost: true}
+	m := start(t, e)
+	pump(t, m, func() bool { return m.prompt != nil })
+	view := plain(m)
+	for _, want := range []string{"Unknown host vm.example", "ssh-ed25519", "SHA256:abc", "y trust and remember"} {
+		if !strings.Contains(view, want) {
+			t.Errorf("prompt lacks %q:\n%s", want, view)
+		}
+	}
+	press(m, "y")
+	pump(t, m, func() bool { return m.page == pagePlan })
+	if e.decision != remote.AcceptAndRemember {
+		t.Errorf("decision %v", e.decision)
+	}
+}
+
+func TestSecretPromptIsMasked(t *testing.T) {
+	m := New(context.Background(), &scriptedEngine{}, steps.Defaults())
+	reply := make(chan promptReply, 1)
+	m.Update(promptMsg{kind: promptSecret, title: "sudo password for admin on vm", reply: reply})
+	for _, r := range "hunter2" {
+		press(m, string(r))
+	}
+	if view := plain(m); strings.Contains(view, "hunter2") || !strings.Contains(view, "sudo password for admin") {
+		t.Errorf("secret prompt:\n%s", view)
+	}
+	press(m, "enter")
+	if got := <-reply; got.secret != "hunter2" {
+		t.Errorf("secret %q", got.secret)
+	}
+}
+
+func TestEscCancelsTheRunningStepAfterAsking(t *testing.T) {
+	slow := &scriptedStep{name: "slow", title: "Slow step", block: make(chan struct{})}
+	m := start(t, &scriptedEngine{steps: []steps.Step{slow}})
+	pump(t, m, func() bool { return m.page == pagePlan })
+	press(m, "enter")
+	pump(t, m, func() bool { return m.states[0] == stateRunning })
+	press(m, "esc")
+	if !strings.Contains(plain(m), "Cancel the running step and quit?") {
+		t.Fatalf("no confirmation:\n%s", plain(m))
+	}
+	press(m, "y")
+	pump(t, m, func() bool { return m.Outcome != nil })
+	if !errors.Is(m.Outcome, context.Canceled) {
+		t.Errorf("outcome %v", m.Outcome)
+	}
+}
+
+func TestPreflightFailureSaysWhatToFix(t *testing.T) {
+	e := &scriptedEngine{err: steps.WithHint(errors.New("cannot reach the API server"), "check the kubeconfig")}
+	m := start(t, e)
+	pump(t, m, func() bool { return m.page == pageFailed })
+	view := plain(m)
+	for _, want := range []string{"Before anything changed", "cannot reach the API server", "hint: check the kubeconfig"} {
+		if !strings.Contains(view, want) {
+			t.Errorf("lacks %q:\n%s", want, view)
+		}
+	}
+	if strings.Contains(view, "r retry") {
+		t.Error("retry offered before any step")
+	}
+}
+
+// plain is the view as the operator reads it, without styling.
+func plain(m *Model) string { return ansi.Strip(m.View().Content) }
