@@ -10,6 +10,7 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/huh/v2"
 
 	"github.com/vm2mesh/vm2mesh/remote"
 	"github.com/vm2mesh/vm2mesh/steps"
@@ -18,7 +19,8 @@ import (
 type page int
 
 const (
-	pagePreparing page = iota
+	pageSettings page = iota
+	pagePreparing
 	pagePlan
 	pageRun
 	pageFailed
@@ -73,6 +75,7 @@ type Model struct {
 	hint    string
 	skip    map[string]bool
 
+	form        *form
 	prompt      *promptMsg
 	secret      textinput.Model
 	confirmQuit bool
@@ -81,8 +84,16 @@ type Model struct {
 	Outcome error
 }
 
-// New makes the wizard for settings already chosen.
-func New(ctx context.Context, engine Engine, s steps.Settings) *Model {
+// Options shape the wizard.
+type Options struct {
+	// Settings pages first (pre-filled with the settings given to New); without
+	// them the wizard starts at the preflight.
+	AskSettings bool
+	Sources     SettingsSources
+}
+
+// New makes the wizard.
+func New(ctx context.Context, engine Engine, s steps.Settings, o Options) *Model {
 	m := &Model{
 		ctx: ctx, engine: engine, settings: s, bus: make(bus, 64),
 		width: 80, height: 24, follow: true, skip: map[string]bool{},
@@ -93,6 +104,10 @@ func New(ctx context.Context, engine Engine, s steps.Settings) *Model {
 		secret: textinput.New(),
 	}
 	m.secret.EchoMode = textinput.EchoPassword
+	m.page = pagePreparing
+	if o.AskSettings {
+		m.page, m.form = pageSettings, newForm(s, o.Sources)
+	}
 	m.resize()
 	return m
 }
@@ -101,8 +116,30 @@ func New(ctx context.Context, engine Engine, s steps.Settings) *Model {
 // in goroutines that report through the bus; the bus's listener is the only
 // command that reads it.
 func (m *Model) Init() tea.Cmd {
+	if m.page == pageSettings {
+		return tea.Batch(m.form.huh.Init(), m.spin.Tick, m.bus.listen())
+	}
 	m.prepare()
 	return tea.Batch(m.spin.Tick, m.bus.listen())
+}
+
+// settingsUpdate hands messages to the settings pages until they are done.
+func (m *Model) settingsUpdate(msg tea.Msg) (tea.Model, tea.Cmd) {
+	fm, cmd := m.form.huh.Update(msg)
+	if f, ok := fm.(*huh.Form); ok {
+		m.form.huh = f
+	}
+	switch m.form.huh.State {
+	case huh.StateAborted:
+		m.Outcome = errNotApplied
+		return m, tea.Quit
+	case huh.StateCompleted:
+		m.settings = m.form.settings()
+		m.page = pagePreparing
+		m.prepare()
+		return m, nil
+	}
+	return m, cmd
 }
 
 // prepare runs the preflight in the background; prompts come through the bus.
@@ -122,8 +159,9 @@ func (m *Model) check() {
 		for i, st := range list {
 			status, err := st.Check(ctx, env)
 			if err != nil {
-				b <- checkedMsg{err: fmt.Errorf("%s: %w", st.Title(), err)}
-				return
+				// Often what an earlier step makes (the VM's files): it is checked again
+				// when the step runs.
+				status = steps.Status{Reason: "checked when it runs: " + err.Error()}
 			}
 			acts, err := st.Plan(env)
 			if err != nil {
@@ -171,6 +209,9 @@ func (m *Model) index(step string) int {
 
 func (m *Model) resize() {
 	w := max(m.width, 40)
+	if m.form != nil {
+		m.form.huh = m.form.huh.WithWidth(w).WithHeight(max(m.height-3, 10))
+	}
 	m.detail.SetWidth(w)
 	m.detail.SetHeight(max(m.height-len(m.rows)-6, 3))
 	m.log.SetWidth(w)
@@ -195,6 +236,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 		m.resize()
 		m.showDetail()
+		if m.page == pageSettings {
+			return m.settingsUpdate(msg)
+		}
 		return m, nil
 	case spinner.TickMsg:
 		var cmd tea.Cmd
@@ -248,7 +292,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, m.bus.listen()
 	case tea.KeyPressMsg:
+		if m.page == pageSettings && m.prompt == nil {
+			return m.settingsUpdate(msg)
+		}
 		return m.key(msg)
+	}
+	if m.page == pageSettings {
+		return m.settingsUpdate(msg)
 	}
 	return m, nil
 }

@@ -99,7 +99,7 @@ func (e *scriptedEngine) Prepare(ctx context.Context, s steps.Settings, p steps.
 func start(t *testing.T, e *scriptedEngine) *Model {
 	t.Helper()
 	e.workDir = t.TempDir()
-	m := New(context.Background(), e, steps.Defaults())
+	m := New(context.Background(), e, steps.Defaults(), Options{})
 	m.prepare()
 	return m
 }
@@ -211,7 +211,7 @@ func TestHostKeyPromptAnswersThePreflight(t *testing.T) {
 }
 
 func TestSecretPromptIsMasked(t *testing.T) {
-	m := New(context.Background(), &scriptedEngine{}, steps.Defaults())
+	m := New(context.Background(), &scriptedEngine{}, steps.Defaults(), Options{})
 	reply := make(chan promptReply, 1)
 	m.Update(promptMsg{kind: promptSecret, title: "sudo password for admin on vm", reply: reply})
 	for _, r := range "hunter2" {

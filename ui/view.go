@@ -7,8 +7,6 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
-
-	"github.com/vm2mesh/vm2mesh/vmconfig"
 )
 
 var (
@@ -19,6 +17,8 @@ var (
 func (m *Model) View() tea.View {
 	var s string
 	switch m.page {
+	case pageSettings:
+		s = titleStyle.Render("vm2mesh") + dimStyle.Render("  settings · every change is shown before it is made") + "\n" + m.form.huh.View()
 	case pagePreparing:
 		s = m.spin.View() + " checking the settings, the cluster and the VM…\n"
 	case pagePlan:
@@ -45,32 +45,36 @@ func (m *Model) View() tea.View {
 func (m *Model) stepList(selected int) string {
 	var b strings.Builder
 	for i, r := range m.rows {
-		mark, title := "  ", r.step.Title()
+		mark, text, dim := " ", r.step.Title(), false
 		switch {
 		case m.page == pagePlan && r.skip:
-			mark, title = dimStyle.Render(" ·"), dimStyle.Render(title+" (skip: already done)")
+			mark, text, dim = dimStyle.Render("·"), text+" (skip: already done)", true
 		case m.page == pagePlan:
-			mark = " →"
+			mark = "→"
 		case m.states[i] == stateRunning:
-			mark = m.spin.View() + " "
+			mark = m.spin.View()
 		case m.states[i] == stateDone:
-			mark = okStyle.Render(" ✓")
+			mark = okStyle.Render("✓")
 		case m.states[i] == stateSkipped:
-			mark, title = dimStyle.Render(" ·"), dimStyle.Render(title+" (skipped)")
+			mark, text, dim = dimStyle.Render("·"), text+" (skipped)", true
 		case m.states[i] == stateFailed:
-			mark = failStyle.Render(" ✗")
+			mark = failStyle.Render("✗")
 		}
-		line := mark + " " + title
-		if i == selected {
-			line = selectStyle.Render("›") + line[1:]
+		cursor := " "
+		switch {
+		case i == selected:
+			cursor, text = selectStyle.Render("›"), selectStyle.Render(text)
+		case dim:
+			text = dimStyle.Render(text)
 		}
-		b.WriteString(line + "\n")
+		b.WriteString(cursor + mark + " " + text + "\n")
 	}
 	return b.String()
 }
 
 func (m *Model) planView() string {
-	head := titleStyle.Render("Plan") + dimStyle.Render(fmt.Sprintf("  %s · nothing changes until you press enter", m.where())) + "\n"
+	head := titleStyle.Render("Plan") + dimStyle.Render(" · nothing changes until you press enter · "+m.where())
+	head = lipgloss.NewStyle().MaxWidth(max(m.width, 20)).Render(head) + "\n"
 	help := helpStyle.Render("↑/↓ step · pgup/pgdn scroll · enter apply · q quit")
 	return head + m.stepList(m.cursor) + strings.Repeat("─", max(m.width, 20)) + "\n" + m.detail.View() + "\n" + help
 }
@@ -128,24 +132,26 @@ func (m *Model) failedView() string {
 }
 
 func (m *Model) summaryView() string {
+	fit := lipgloss.NewStyle().MaxWidth(max(m.width, 20))
 	var b strings.Builder
-	b.WriteString(okStyle.Render("✓ Done") + "\n\n")
+	b.WriteString(okStyle.Render("✓ Done") + "\n")
 	for i, r := range m.rows {
-		note := m.notes[i]
+		mark, note := okStyle.Render("✓"), m.notes[i]
 		if m.states[i] == stateSkipped {
-			note = dimStyle.Render("skipped: " + note)
+			mark, note = dimStyle.Render("·"), "skipped: "+note
 		}
-		fmt.Fprintf(&b, "%s %s\n    %s\n", okStyle.Render("•"), r.step.Title(), note)
+		note = strings.Join(strings.Fields(note), " ")
+		b.WriteString(fit.Render(mark+" "+r.step.Title()+dimStyle.Render(" — "+note)) + "\n")
 	}
 	s := m.settings
 	if m.env != nil {
-		fmt.Fprintf(&b, "\nfiles in %s: %s\n", m.env.WorkDir, strings.Join(vmconfig.FileNames, ", "))
+		b.WriteString(fit.Render("files: "+m.env.WorkDir) + "\n")
 	}
-	fmt.Fprintf(&b, "\ncheck from the cluster:  kubectl get workloadentries -n %s\n", s.Namespace)
-	b.WriteString("check on the VM:         curl localhost:15021/healthz/ready; tail /var/log/istio/istio.log\n")
-	fmt.Fprintf(&b, "undo on the VM:          systemctl disable --now istio; remove istio-sidecar; restore /etc/hosts.vm2mesh.orig\n")
-	fmt.Fprintf(&b, "undo in the cluster:     kubectl delete workloadgroup %s -n %s\n", s.App, s.Namespace)
-	return b.String() + "\n" + helpStyle.Render("q quit")
+	b.WriteString(fit.Render(fmt.Sprintf("check:  kubectl get workloadentries -n %s", s.Namespace)) + "\n")
+	b.WriteString(fit.Render("on VM:  curl localhost:15021/healthz/ready; tail /var/log/istio/istio.log") + "\n")
+	b.WriteString(fit.Render(fmt.Sprintf("undo:   kubectl delete workloadgroup %s -n %s; on the VM: systemctl disable --now istio,", s.App, s.Namespace)) + "\n")
+	b.WriteString(fit.Render("        remove istio-sidecar, restore /etc/hosts.vm2mesh.orig") + "\n")
+	return b.String() + helpStyle.Render("q quit")
 }
 
 func (m *Model) promptView() string {

@@ -44,7 +44,11 @@ func runWizard(ctx context.Context, stdio IO, o wizardOptions) error {
 		}
 		defer f.Close()
 	}
-	m := ui.New(ctx, ui.RealEngine{K8s: k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}, Only: o.only}, s)
+	if s.Kubeconfig == "" {
+		s.Kubeconfig = o.kubeconfig
+	}
+	m := ui.New(ctx, ui.RealEngine{K8s: k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}, Only: o.only}, s,
+		ui.Options{AskSettings: true, Sources: ui.SettingsSources{Kubeconfig: s.Kubeconfig, SSHConfig: s.VM.SSHConfig}})
 	opts = append(opts, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out))
 	if _, err := tea.NewProgram(m, opts...).Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) {
 		return err

@@ -1,0 +1,110 @@
+package app_test
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vm2mesh/vm2mesh/internal/testcluster"
+	"github.com/vm2mesh/vm2mesh/internal/testvm"
+)
+
+// tmuxSession runs the real binary in a tmux server of the test's own, 80x24.
+type tmuxSession struct {
+	t      *testing.T
+	socket string
+}
+
+func startTmux(t *testing.T, command string) *tmuxSession {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux is not installed (hack/test installs it)")
+	}
+	s := &tmuxSession{t: t, socket: testcluster.UniqueName("vm2mesh-test")}
+	if out, err := exec.Command("tmux", "-L", s.socket, "new-session", "-d", "-s", "wiz", "-x", "80", "-y", "24",
+		"env TERM=xterm-256color "+command+"; echo EXIT=$?; sleep 600").CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
+	return s
+}
+
+func (s *tmuxSession) screen() string {
+	out, _ := exec.Command("tmux", "-L", s.socket, "capture-pane", "-p", "-t", "wiz").Output()
+	return string(out)
+}
+
+func (s *tmuxSession) keys(keys ...string) {
+	args := append([]string{"-L", s.socket, "send-keys", "-t", "wiz"}, keys...)
+	if out, err := exec.Command("tmux", args...).CombinedOutput(); err != nil {
+		s.t.Fatalf("send-keys: %v: %s", err, out)
+	}
+}
+
+// waitFor waits until the screen shows text, and returns the screen.
+func (s *tmuxSession) waitFor(text string, timeout time.Duration) string {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if screen := s.screen(); strings.Contains(screen, text) {
+			return screen
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.t.Fatalf("the screen never showed %q; it shows:\n%s", text, s.screen())
+	return ""
+}
+
+func TestWizardInTmuxOnboardsAVMEndToEnd(t *testing.T) {
+	testvm.Skip(t)
+	istioInstalled(t)
+	vm := testvm.Start(t, testvm.Options{})
+	ns := testcluster.UniqueName("wizard")
+	cluster.RootCertWriterStandIn(t, "ROOT CERT OF THE MESH", ns)
+	gatewayListenerStandIn(t, vm)
+	path, workDir := answers(t, ns, "gatewayAddress: "+vm.HostAddr, "vm:",
+		"  host: "+vm.Addr,
+		"  user: root",
+		"  identityFile: "+vm.ClientKey,
+		"  sshConfig: "+filepath.Join(t.TempDir(), "no-ssh-config"),
+		"  knownHostsFile: "+filepath.Join(t.TempDir(), "known_hosts"),
+		"  package: "+standInPackages(t).Deb,
+		"  agentWait: 30")
+	s := startTmux(t, fmt.Sprintf("%s -f %s", binary, path))
+
+	// The settings pages come pre-filled from the answers file: walk through
+	// every field with enter.
+	s.waitFor("Kube context", 20*time.Second)
+	for i := 0; i < 30 && !strings.Contains(s.screen(), "Plan"); i++ {
+		if strings.Contains(s.screen(), "not in known_hosts") || strings.Contains(s.screen(), "Unknown host") {
+			break
+		}
+		s.keys("Enter")
+		time.Sleep(300 * time.Millisecond)
+	}
+	// First contact with the VM: the host key dialog shows its fingerprint.
+	screen := s.waitFor("Unknown host", 30*time.Second)
+	if !strings.Contains(screen, vm.Fingerprint[:20]) {
+		t.Errorf("the host key dialog does not show the fingerprint %s:\n%s", vm.Fingerprint, screen)
+	}
+	s.keys("y")
+	screen = s.waitFor("nothing changes until you press enter", 60*time.Second)
+	for _, want := range []string{"Install the Istio control plane (skip: already done)", "Expose istiod through the gateway", "Place the files on the VM"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("plan lacks %q:\n%s", want, screen)
+		}
+	}
+	s.keys("Enter")
+	screen = s.waitFor("✓ Done", 2*time.Minute)
+	for _, want := range []string{"kubectl get workloadentries -n " + ns, "joined:"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("summary lacks %q:\n%s", want, screen)
+		}
+	}
+	assertOnboarded(t, vm, workDir)
+	s.keys("q")
+	s.waitFor("EXIT=0", 10*time.Second)
+}
