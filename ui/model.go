@@ -70,6 +70,8 @@ type Model struct {
 	bar     progress.Model
 	showBar bool
 	barText string
+	barPct  float64
+	static  bool
 	res     steps.Result
 	failed  int // index of the failed step
 	hint    string
@@ -90,6 +92,9 @@ type Options struct {
 	// them the wizard starts at the preflight.
 	AskSettings bool
 	Sources     SettingsSources
+	// Static freezes the spinner and progress animations, so that every frame
+	// depends on state alone (golden tests; also calmer on slow links).
+	Static bool
 }
 
 // New makes the wizard.
@@ -104,7 +109,7 @@ func New(ctx context.Context, engine Engine, s steps.Settings, o Options) *Model
 		secret: textinput.New(),
 	}
 	m.secret.EchoMode = textinput.EchoPassword
-	m.page = pagePreparing
+	m.page, m.static = pagePreparing, o.Static
 	if o.AskSettings {
 		m.page, m.form = pageSettings, newForm(s, o.Sources)
 	}
@@ -116,11 +121,15 @@ func New(ctx context.Context, engine Engine, s steps.Settings, o Options) *Model
 // in goroutines that report through the bus; the bus's listener is the only
 // command that reads it.
 func (m *Model) Init() tea.Cmd {
+	tick := m.spin.Tick
+	if m.static {
+		tick = nil
+	}
 	if m.page == pageSettings {
-		return tea.Batch(m.form.huh.Init(), m.spin.Tick, m.bus.listen())
+		return tea.Batch(m.form.huh.Init(), tick, m.bus.listen())
 	}
 	m.prepare()
-	return tea.Batch(m.spin.Tick, m.bus.listen())
+	return tea.Batch(tick, m.bus.listen())
 }
 
 // settingsUpdate hands messages to the settings pages until they are done.
@@ -216,7 +225,7 @@ func (m *Model) resize() {
 	m.detail.SetHeight(max(m.height-len(m.rows)-6, 3))
 	m.log.SetWidth(w)
 	m.log.SetHeight(max(m.height-len(m.rows)-7, 3))
-	m.bar.SetWidth(min(w-30, 50))
+	m.bar.SetWidth(min(w/3, 40))
 }
 
 func (m *Model) appendLog(line string) {
@@ -307,7 +316,11 @@ func (m *Model) barCmd(e steps.Event) tea.Cmd {
 	if e.Kind != steps.Progress || e.Total <= 0 {
 		return nil
 	}
-	return m.bar.SetPercent(float64(e.Cur) / float64(e.Total))
+	m.barPct = float64(e.Cur) / float64(e.Total)
+	if m.static {
+		return nil
+	}
+	return m.bar.SetPercent(m.barPct)
 }
 
 func (m *Model) event(e steps.Event) {
@@ -322,7 +335,7 @@ func (m *Model) event(e steps.Event) {
 		m.appendLog("  " + warnStyle.Render("! "+e.Text))
 	case steps.Progress:
 		m.showBar = e.Cur < e.Total
-		m.barText = fmt.Sprintf("%s  %s / %s", e.Text, size(e.Cur), size(e.Total))
+		m.barText = fmt.Sprintf("%s %s/%s", e.Text, size(e.Cur), size(e.Total))
 	case steps.Done:
 		m.states[i], m.notes[i] = stateDone, e.Text
 	case steps.Skipped:

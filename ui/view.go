@@ -52,7 +52,7 @@ func (m *Model) stepList(selected int) string {
 		case m.page == pagePlan:
 			mark = "→"
 		case m.states[i] == stateRunning:
-			mark = m.spin.View()
+			mark = strings.TrimSpace(m.spin.View())
 		case m.states[i] == stateDone:
 			mark = okStyle.Render("✓")
 		case m.states[i] == stateSkipped:
@@ -73,7 +73,10 @@ func (m *Model) stepList(selected int) string {
 }
 
 func (m *Model) planView() string {
-	head := titleStyle.Render("Plan") + dimStyle.Render(" · nothing changes until you press enter · "+m.where())
+	head := titleStyle.Render("Plan") + dimStyle.Render(" · nothing changes until you press enter")
+	if w := m.where(); w != "" {
+		head += dimStyle.Render(" · " + w)
+	}
 	head = lipgloss.NewStyle().MaxWidth(max(m.width, 20)).Render(head) + "\n"
 	help := helpStyle.Render("↑/↓ step · pgup/pgdn scroll · enter apply · q quit")
 	return head + m.stepList(m.cursor) + strings.Repeat("─", max(m.width, 20)) + "\n" + m.detail.View() + "\n" + help
@@ -93,7 +96,11 @@ func (m *Model) where() string {
 func (m *Model) runView() string {
 	s := titleStyle.Render("Running") + "\n" + m.stepList(-1)
 	if m.showBar {
-		s += m.bar.View() + " " + dimStyle.Render(m.barText) + "\n"
+		bar := m.bar.View()
+		if m.static {
+			bar = m.bar.ViewAs(m.barPct)
+		}
+		s += lipgloss.NewStyle().MaxWidth(max(m.width, 20)).Render(bar+" "+dimStyle.Render(m.barText)) + "\n"
 	}
 	s += strings.Repeat("─", max(m.width, 20)) + "\n" + m.log.View() + "\n"
 	follow := "following"
@@ -149,8 +156,9 @@ func (m *Model) summaryView() string {
 	}
 	b.WriteString(fit.Render(fmt.Sprintf("check:  kubectl get workloadentries -n %s", s.Namespace)) + "\n")
 	b.WriteString(fit.Render("on VM:  curl localhost:15021/healthz/ready; tail /var/log/istio/istio.log") + "\n")
-	b.WriteString(fit.Render(fmt.Sprintf("undo:   kubectl delete workloadgroup %s -n %s; on the VM: systemctl disable --now istio,", s.App, s.Namespace)) + "\n")
-	b.WriteString(fit.Render("        remove istio-sidecar, restore /etc/hosts.vm2mesh.orig") + "\n")
+	b.WriteString(fit.Render(fmt.Sprintf("undo:   kubectl delete workloadgroup %s -n %s", s.App, s.Namespace)) + "\n")
+	b.WriteString(fit.Render("        on the VM: systemctl disable --now istio; remove istio-sidecar;") + "\n")
+	b.WriteString(fit.Render("        restore /etc/hosts.vm2mesh.orig") + "\n")
 	return b.String() + helpStyle.Render("q quit")
 }
 
