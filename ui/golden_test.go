@@ -3,6 +3,7 @@ package ui
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,9 +59,21 @@ func (p progressStep) Run(ctx context.Context, env *steps.Env, out *steps.Output
 }
 
 func TestGoldenSettingsPage(t *testing.T) {
+	// A context whose API server is a closed loopback port: the cluster line says
+	// so, the same way on every run.
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: lab, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: lab, user: {token: t}}]
+contexts: [{name: lab, context: {cluster: lab, user: lab}}]
+current-context: lab
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	m := model(t, scripted(t), Options{AskSettings: true, Sources: SettingsSources{
-		Kubeconfig: filepath.Join(t.TempDir(), "no-kubeconfig"), SSHConfig: filepath.Join(t.TempDir(), "no-ssh-config")}})
-	goldenRun(t, m, "Kube context")
+		Kubeconfig: kubeconfig, SSHConfig: filepath.Join(t.TempDir(), "no-ssh-config")}})
+	goldenRun(t, m, "connection refused")
 }
 
 func TestGoldenPlanPage(t *testing.T) {

@@ -80,6 +80,7 @@ type Model struct {
 	form        *form
 	prompt      *promptMsg
 	secret      textinput.Model
+	resumeAt    string // the step the last run with these settings stopped at
 	confirmQuit bool
 	quitting    bool
 	// Outcome is read by the caller after the program ends.
@@ -282,6 +283,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, m.bus.listen()
 		}
 		m.rows, m.page = msg.rows, pagePlan
+		if m.env != nil {
+			if failed, ok := steps.LoadState(m.env.WorkDir, m.env.Settings).Failed(); ok && m.index(failed) >= 0 {
+				m.resumeAt = m.rows[m.index(failed)].step.Title()
+			}
+		}
+		m.resize()
 		m.showDetail()
 		return m, m.bus.listen()
 	case eventMsg:

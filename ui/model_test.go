@@ -260,3 +260,17 @@ func TestPreflightFailureSaysWhatToFix(t *testing.T) {
 
 // plain is the view as the operator reads it, without styling.
 func plain(m *Model) string { return ansi.Strip(m.View().Content) }
+
+func TestStartedAgainItOffersToResume(t *testing.T) {
+	e := &scriptedEngine{steps: []steps.Step{&scriptedStep{name: "a", title: "Step A"}, &scriptedStep{name: "b", title: "Step B"}}}
+	m := start(t, e)
+	st := steps.LoadState(e.workDir, steps.Settings{})
+	st.Mark("b", "failed", "boom")
+	if err := st.Save(); err != nil {
+		t.Fatal(err)
+	}
+	pump(t, m, func() bool { return m.page == pagePlan })
+	if !strings.Contains(plain(m), "The last run stopped at Step B: enter resumes there.") {
+		t.Errorf("no resume offer:\n%s", plain(m))
+	}
+}

@@ -52,15 +52,23 @@ func newForm(s steps.Settings, src SettingsSources) *form {
 		ctxOptions = huh.NewOptions("")
 	}
 	v := f.validator
+	p := &prober{kubeconfig: src.Kubeconfig, istioNS: func() string { return f.s.IstioNamespace }}
 	f.huh = huh.NewForm(
 		huh.NewGroup(
 			huh.NewSelect[string]().Title("Kube context").Description("the cluster the VM joins").
 				Options(ctxOptions...).Value(&f.s.KubeContext),
+			huh.NewNote().DescriptionFunc(func() string { return p.get(f.s.KubeContext).summary }, &f.s.KubeContext),
 			huh.NewSelect[string]().Title("Install Istio").Options(
 				huh.NewOption("auto: install what is missing, keep a running istiod", steps.InstallAuto),
 				huh.NewOption("always: run istioctl install over a running mesh", steps.InstallAlways),
 				huh.NewOption("never: never run istioctl", steps.InstallNever)).Value(&f.s.InstallIstio),
-			huh.NewInput().Title("Gateway address").Description("only when the cluster has no load balancer").
+			huh.NewInput().Title("Gateway address").
+				DescriptionFunc(func() string {
+					if gw := p.get(f.s.KubeContext).gateway; gw != "" {
+						return "found " + gw + "; set one only to override it"
+					}
+					return "only when the cluster has no load balancer"
+				}, &f.s.KubeContext).
 				Value(&f.s.GatewayAddress).Validate(v("gatewayAddress")),
 		).Title("Cluster"),
 		huh.NewGroup(
@@ -72,7 +80,8 @@ func newForm(s steps.Settings, src SettingsSources) *form {
 		).Title("Mesh"),
 		huh.NewGroup(
 			huh.NewInput().Title("App").Description("WorkloadGroup name and app label").Value(&f.s.App).Validate(v("app")),
-			huh.NewInput().Title("Namespace").Value(&f.s.Namespace).Validate(v("namespace")),
+			huh.NewInput().Title("Namespace").Description("created if missing").Value(&f.s.Namespace).Validate(v("namespace")).
+				SuggestionsFunc(func() []string { return p.get(f.s.KubeContext).namespaces }, &f.s.KubeContext),
 			huh.NewInput().Title("Service account").Value(&f.s.ServiceAccount).Validate(v("serviceAccount")),
 			huh.NewConfirm().Title("Autoregistration").Description("the VM registers itself as a WorkloadEntry").Value(&f.s.Autoregister),
 			huh.NewInput().Title("Token lifetime (seconds)").Value(&f.tokenDuration).Validate(f.duration),

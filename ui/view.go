@@ -78,6 +78,9 @@ func (m *Model) planView() string {
 		head += dimStyle.Render(" · " + w)
 	}
 	head = lipgloss.NewStyle().MaxWidth(max(m.width, 20)).Render(head) + "\n"
+	if m.resumeAt != "" {
+		head += warnStyle.Render("The last run stopped at "+m.resumeAt+": enter resumes there.") + "\n"
+	}
 	help := helpStyle.Render("↑/↓ step · pgup/pgdn scroll · enter apply · q quit")
 	return head + m.stepList(m.cursor) + strings.Repeat("─", max(m.width, 20)) + "\n" + m.detail.View() + "\n" + help
 }
