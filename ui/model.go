@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/progress"
 	"charm.land/bubbles/v2/spinner"
@@ -71,6 +72,7 @@ type Model struct {
 	showBar bool
 	barText string
 	barPct  float64
+	barFrom time.Time // when the current transfer started, for its rate
 	static  bool
 	res     steps.Result
 	failed  int // index of the failed step
@@ -341,8 +343,14 @@ func (m *Model) event(e steps.Event) {
 	case steps.Warning:
 		m.appendLog("  " + warnStyle.Render("! "+e.Text))
 	case steps.Progress:
+		if !m.showBar || e.Cur == 0 {
+			m.barFrom = e.Time
+		}
 		m.showBar = e.Cur < e.Total
 		m.barText = fmt.Sprintf("%s %s/%s", e.Text, size(e.Cur), size(e.Total))
+		if d := e.Time.Sub(m.barFrom); d > 200*time.Millisecond && !m.static {
+			m.barText += fmt.Sprintf(" %s/s", size(int64(float64(e.Cur)/d.Seconds())))
+		}
 	case steps.Done:
 		m.states[i], m.notes[i] = stateDone, e.Text
 	case steps.Skipped:

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,4 +109,36 @@ func TestWizardInTmuxOnboardsAVMEndToEnd(t *testing.T) {
 	assertOnboarded(t, vm, workDir)
 	s.keys("q")
 	s.waitFor("EXIT=0", 10*time.Second)
+}
+
+func TestWizardHonoursNoColorAndRefusesDumbTerminals(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := cluster.WriteKubeconfig(kubeconfig, "any"); err != nil {
+		t.Fatal(err)
+	}
+	s := startTmux(t, fmt.Sprintf("env NO_COLOR=1 %s --kubeconfig %s", binary, kubeconfig))
+	s.waitFor("Kube context", 20*time.Second)
+	out, err := exec.Command("tmux", "-L", s.socket, "capture-pane", "-e", "-p", "-t", "wiz").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bold, faint and the default-colour resets (39, 49) may stay; colours may not.
+	for _, m := range regexp.MustCompile(`\x1b\[([0-9;]*)m`).FindAllStringSubmatch(string(out), -1) {
+		for _, p := range strings.Split(m[1], ";") {
+			n, _ := strconv.Atoi(p)
+			if (n >= 30 && n <= 38) || (n >= 40 && n <= 48) || (n >= 90 && n <= 97) || (n >= 100 && n <= 107) {
+				t.Fatalf("NO_COLOR screen has colour escape %q:\n%q", m[0], out)
+			}
+		}
+	}
+
+	dumb := startTmux(t, "env TERM=dumb "+binary)
+	_ = dumb // startTmux sets TERM=xterm-256color first; TERM=dumb wins
+	dumb.waitFor("the wizard needs an interactive terminal", 10*time.Second)
+	dumb.waitFor("EXIT=1", 5*time.Second)
+
+	r := run(t, nil) // no arguments, stdin not a terminal
+	if r.code != 1 || !strings.Contains(r.stderr, "run `vm2mesh apply -f answers.yaml` instead") {
+		t.Errorf("without a terminal: exit %d\n%s", r.code, r.stderr)
+	}
 }
