@@ -17,22 +17,28 @@ import (
 	"github.com/vm2mesh/vm2mesh/steps"
 )
 
-// goldenRun drives the real program over the model at 80x24 until the output
-// shows text, then compares the final frame, as an ASCII terminal shows it, with
-// testdata/<test>.golden (go test ./ui -update rewrites them).
-func goldenRun(t *testing.T, m *Model, text string) {
+// goldenRun drives the real program over the model at 80x24 (pressing enter on
+// the plan first when apply is set) until the output shows text, then compares
+// the final frame, as an ASCII terminal shows it, with testdata/<test>.golden
+// (go test ./ui -update rewrites them).
+func goldenRun(t *testing.T, m *Model, apply bool, text string) {
 	t.Helper()
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(text)) },
-		teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+	wait := func(s string) {
+		teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(s)) },
+			teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+	}
+	if apply {
+		wait("enter apply")
+		tm.Send(tea.KeyPressMsg{Code: tea.KeyEnter})
+	}
+	wait(text)
 	if err := tm.Quit(); err != nil {
 		t.Fatal(err)
 	}
 	final := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(*Model)
-	frame := ansi.Strip(final.View().Content)
 	// Paths of the test's temporary directory differ on every run.
-	frame = strings.ReplaceAll(frame, final.settings.WorkDir, "WORKDIR")
-	golden.RequireEqual(t, frame)
+	golden.RequireEqual(t, strings.ReplaceAll(ansi.Strip(final.View().Content), final.settings.WorkDir, "WORKDIR"))
 }
 
 // scripted is the event source of the golden pages: stand-in steps only.
@@ -73,7 +79,7 @@ current-context: lab
 	}
 	m := model(t, scripted(t), Options{AskSettings: true, Sources: SettingsSources{
 		Kubeconfig: kubeconfig, SSHConfig: filepath.Join(t.TempDir(), "no-ssh-config")}})
-	goldenRun(t, m, "connection refused")
+	goldenRun(t, m, false, "connection refused")
 }
 
 func TestGoldenPlanPage(t *testing.T) {
@@ -81,7 +87,7 @@ func TestGoldenPlanPage(t *testing.T) {
 		&scriptedStep{name: "control-plane", title: "Install the Istio control plane", done: true},
 		&scriptedStep{name: "expose-istiod", title: "Expose istiod through the gateway"},
 		&scriptedStep{name: "vm-place-files", title: "Place the files on the VM"})
-	goldenRun(t, model(t, e, Options{}), "enter apply")
+	goldenRun(t, model(t, e, Options{}), false, "enter apply")
 }
 
 func TestGoldenRunPage(t *testing.T) {
@@ -89,18 +95,7 @@ func TestGoldenRunPage(t *testing.T) {
 		&scriptedStep{name: "namespace", title: "Create the namespace and service account"},
 		progressStep{&scriptedStep{name: "vm-package", title: "Install the sidecar package"}},
 		&scriptedStep{name: "vm-start", title: "Start the Istio agent"})
-	m := model(t, e, Options{})
-	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("enter apply")) },
-		teatest.WithDuration(10*time.Second))
-	tm.Send(tea.KeyPressMsg{Code: tea.KeyEnter})
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("generated new workload certificate")) },
-		teatest.WithDuration(10*time.Second))
-	if err := tm.Quit(); err != nil {
-		t.Fatal(err)
-	}
-	final := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(*Model)
-	golden.RequireEqual(t, ansi.Strip(final.View().Content))
+	goldenRun(t, model(t, e, Options{}), true, "generated new workload certificate")
 }
 
 func TestGoldenFailurePage(t *testing.T) {
@@ -108,18 +103,7 @@ func TestGoldenFailurePage(t *testing.T) {
 		&scriptedStep{name: "namespace", title: "Create the namespace and service account"},
 		&scriptedStep{name: "vm-verify", title: "Confirm the agent got its certificate", fails: 9, skippable: true,
 			logs: []string{"istio.log: error failed to start: /var/run/secrets/tokens/istio-token is missing"}})
-	m := model(t, e, Options{})
-	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("enter apply")) },
-		teatest.WithDuration(10*time.Second))
-	tm.Send(tea.KeyPressMsg{Code: tea.KeyEnter})
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("r retry")) },
-		teatest.WithDuration(10*time.Second))
-	if err := tm.Quit(); err != nil {
-		t.Fatal(err)
-	}
-	final := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(*Model)
-	golden.RequireEqual(t, ansi.Strip(final.View().Content))
+	goldenRun(t, model(t, e, Options{}), true, "r retry")
 }
 
 func TestGoldenSummaryPage(t *testing.T) {
@@ -127,15 +111,5 @@ func TestGoldenSummaryPage(t *testing.T) {
 		&scriptedStep{name: "control-plane", title: "Install the Istio control plane", done: true},
 		&scriptedStep{name: "namespace", title: "Create the namespace and service account"},
 		&scriptedStep{name: "vm-verify", title: "Confirm the agent got its certificate"})
-	m := model(t, e, Options{})
-	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("enter apply")) },
-		teatest.WithDuration(10*time.Second))
-	tm.Send(tea.KeyPressMsg{Code: tea.KeyEnter})
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Done")) },
-		teatest.WithDuration(10*time.Second))
-	tm.Send(tea.KeyPressMsg{Code: 'q', Text: "q"})
-	final := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(*Model)
-	frame := strings.ReplaceAll(ansi.Strip(final.View().Content), e.workDir, "WORKDIR")
-	golden.RequireEqual(t, frame)
+	goldenRun(t, model(t, e, Options{}), true, "Done")
 }
