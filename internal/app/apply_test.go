@@ -82,9 +82,20 @@ type result struct {
 
 func run(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return runCmdEnv(t, env, binary, args...)
+}
+
+// runCmd runs another program, as run runs vm2mesh.
+func runCmd(t *testing.T, program string, args ...string) result {
+	t.Helper()
+	return runCmdEnv(t, nil, program, args...)
+}
+
+func runCmdEnv(t *testing.T, env []string, program string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := exec.CommandContext(ctx, program, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = append(os.Environ(), env...)
