@@ -91,7 +91,7 @@ func runCmd(t *testing.T, program string, args ...string) result {
 	return runCmdEnv(t, nil, program, args...)
 }
 
-func runCmdEnv(t *testing.T, env []string, program string, args ...string) result {
+func runCmdEnv(t testing.TB, env []string, program string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
