@@ -25,22 +25,23 @@ func startTmux(t *testing.T, command string) *tmuxSession {
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux is not installed (hack/test installs it)")
 	}
-	s := &tmuxSession{t: t, socket: testcluster.UniqueName("vm2mesh-test")}
-	if out, err := exec.Command("tmux", "-L", s.socket, "new-session", "-d", "-s", "wiz", "-x", "80", "-y", "24",
+	// A socket in the test's temp dir: a tmux server of its own, nothing left behind.
+	s := &tmuxSession{t: t, socket: filepath.Join(t.TempDir(), "tmux.sock")}
+	if out, err := exec.Command("tmux", "-S", s.socket, "new-session", "-d", "-s", "wiz", "-x", "80", "-y", "24",
 		"env TERM=xterm-256color "+command+"; echo EXIT=$?; sleep 600").CombinedOutput(); err != nil {
 		t.Fatalf("tmux: %v: %s", err, out)
 	}
-	t.Cleanup(func() { _ = exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
+	t.Cleanup(func() { _ = exec.Command("tmux", "-S", s.socket, "kill-server").Run() })
 	return s
 }
 
 func (s *tmuxSession) screen() string {
-	out, _ := exec.Command("tmux", "-L", s.socket, "capture-pane", "-p", "-t", "wiz").Output()
+	out, _ := exec.Command("tmux", "-S", s.socket, "capture-pane", "-p", "-t", "wiz").Output()
 	return string(out)
 }
 
 func (s *tmuxSession) keys(keys ...string) {
-	args := append([]string{"-L", s.socket, "send-keys", "-t", "wiz"}, keys...)
+	args := append([]string{"-S", s.socket, "send-keys", "-t", "wiz"}, keys...)
 	if out, err := exec.Command("tmux", args...).CombinedOutput(); err != nil {
 		s.t.Fatalf("send-keys: %v: %s", err, out)
 	}
@@ -118,7 +119,7 @@ func TestWizardHonoursNoColorAndRefusesDumbTerminals(t *testing.T) {
 	}
 	s := startTmux(t, fmt.Sprintf("env NO_COLOR=1 %s --kubeconfig %s", binary, kubeconfig))
 	s.waitFor("Kube context", 20*time.Second)
-	out, err := exec.Command("tmux", "-L", s.socket, "capture-pane", "-e", "-p", "-t", "wiz").Output()
+	out, err := exec.Command("tmux", "-S", s.socket, "capture-pane", "-e", "-p", "-t", "wiz").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
