@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vm2mesh/vm2mesh/internal/safefile"
+	"github.com/vm2mesh/vm2mesh/remote"
 )
 
 // Runner runs steps in order, skipping what is done and saving progress in the
@@ -137,11 +138,7 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 func ShellJoin(argv []string) string {
 	parts := make([]string, len(argv))
 	for i, a := range argv {
-		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_") == "" {
-			parts[i] = a
-		} else {
-			parts[i] = "'" + strings.ReplaceAll(a, "'", `'"'"'`) + "'"
-		}
+		parts[i] = remote.Quote(a)
 	}
 	return strings.Join(parts, " ")
 }

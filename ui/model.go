@@ -361,15 +361,13 @@ func (m *Model) event(e steps.Event) {
 	}
 }
 
-// highlight marks the agent's success and failure lines.
+// highlight marks the agent's success and failure lines, as the verify step
+// judges them.
 func highlight(line string) string {
-	l := strings.ToLower(line)
-	for _, s := range successLines {
-		if strings.Contains(l, s) {
-			return okStyle.Render(line)
-		}
-	}
-	if steps.Judge(line) == steps.AgentFailed {
+	switch steps.Judge(line) {
+	case steps.Joined:
+		return okStyle.Render(line)
+	case steps.AgentFailed:
 		return failStyle.Render(line)
 	}
 	return line
