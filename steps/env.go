@@ -146,3 +146,44 @@ func expandHome(p string) string {
 	}
 	return p
 }
+
+// CheckOnly validates --only: "" (both halves), cluster or vm.
+func CheckOnly(only string) error {
+	if only != "" && only != HalfCluster && only != HalfVM {
+		return fmt.Errorf("--only takes cluster or vm, not %q", only)
+	}
+	return nil
+}
+
+// PrepareRun runs the preflight of the halves that will run, before anything
+// changes, and returns their steps in order. The cluster half runs unless only
+// is vm; the VM half when vm.host is set, or when it is asked for alone (it then
+// reads the five files from the work directory).
+func PrepareRun(ctx context.Context, s Settings, o k8s.Options, only string, p Prompts) (*Env, []Step, error) {
+	if err := CheckOnly(only); err != nil {
+		return nil, nil, err
+	}
+	cluster := only != HalfVM
+	vm := only != HalfCluster && (s.VM.Host != "" || only == HalfVM)
+	var env *Env
+	var err error
+	if cluster {
+		env, err = Prepare(ctx, s, o)
+	} else {
+		env, err = NewEnv(s)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var list []Step
+	if cluster {
+		list = append(list, ClusterSteps()...)
+	}
+	if vm {
+		if err := env.ConnectVM(ctx, p); err != nil {
+			return nil, nil, err
+		}
+		list = append(list, VMSteps()...)
+	}
+	return env, list, nil
+}

@@ -25,31 +25,9 @@ type RealEngine struct {
 }
 
 func (e RealEngine) Prepare(ctx context.Context, s steps.Settings, p steps.Prompts) (*steps.Env, []steps.Step, error) {
-	cluster := e.Only != steps.HalfVM
-	vm := e.Only != steps.HalfCluster && (s.VM.Host != "" || e.Only == steps.HalfVM)
-	var env *steps.Env
-	var err error
 	o := e.K8s
 	o.NoStdin = true // the wizard owns the terminal
-	if cluster {
-		env, err = steps.Prepare(ctx, s, o)
-	} else {
-		env, err = steps.NewEnv(s)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	var list []steps.Step
-	if cluster {
-		list = append(list, steps.ClusterSteps()...)
-	}
-	if vm {
-		if err := env.ConnectVM(ctx, p); err != nil {
-			return nil, nil, err
-		}
-		list = append(list, steps.VMSteps()...)
-	}
-	return env, list, nil
+	return steps.PrepareRun(ctx, s, o, e.Only, p)
 }
 
 // bus carries what background work reports (events, prompts, results) into the

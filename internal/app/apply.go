@@ -54,11 +54,7 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 	if err != nil {
 		return err
 	}
-	cluster, vm := o.only != steps.HalfVM, o.only != steps.HalfCluster && (settings.VM.Host != "" || o.only == steps.HalfVM)
-	if o.only != "" && o.only != steps.HalfVM && o.only != steps.HalfCluster {
-		return fmt.Errorf("--only takes cluster or vm, not %q", o.only)
-	}
-	env, err := prepare(ctx, stdio, settings, o, cluster, vm)
+	env, list, err := steps.PrepareRun(ctx, settings, k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}, o.only, terminalPrompts(stdio))
 	if err != nil {
 		if h := steps.HintOf(err); h != "" {
 			return fmt.Errorf("%w\n  hint: %s", err, h)
@@ -67,18 +63,15 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 	}
 	defer env.Close()
 	p := &printer{w: stdio.Out}
-	var list []steps.Step
-	if cluster {
+	if env.Client != nil {
 		istiod := "not installed"
 		if env.Istiod.Found {
 			istiod = "istiod " + env.Istiod.Version
 		}
 		fmt.Fprintf(stdio.Out, "cluster: context %q at %s (Kubernetes %s), %s\n", env.Client.Context, env.Client.Server, env.ServerVersion, istiod)
-		list = append(list, steps.ClusterSteps()...)
 	}
-	if vm {
+	if env.VM != nil {
 		fmt.Fprintf(stdio.Out, "vm: %s, %s (%s, %s), root by %s\n", env.VM.Target, env.Facts.OS, env.Facts.Family, env.Facts.Arch, env.Facts.Root)
-		list = append(list, steps.VMSteps()...)
 	}
 	runner := &steps.Runner{Steps: list, Env: env, Emit: p.event}
 
@@ -126,24 +119,6 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 		fmt.Fprintf(stdio.Out, "done: %d steps ran%s, %d skipped; the VM's files are in %s\n", res.Ran, checked, res.Skipped, env.WorkDir)
 	}
 	return nil
-}
-
-// prepare runs the preflight of the halves that will run, before any change.
-func prepare(ctx context.Context, stdio IO, s steps.Settings, o applyOptions, cluster, vm bool) (*steps.Env, error) {
-	var env *steps.Env
-	var err error
-	if cluster {
-		env, err = steps.Prepare(ctx, s, k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
-	} else {
-		env, err = steps.NewEnv(s)
-	}
-	if err != nil || !vm {
-		return env, err
-	}
-	if err := env.ConnectVM(ctx, terminalPrompts(stdio)); err != nil {
-		return nil, err
-	}
-	return env, nil
 }
 
 // showPlan prints each step with what it would do, before asking.

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 
 	tea "charm.land/bubbletea/v2"
@@ -33,8 +32,8 @@ func runWizard(ctx context.Context, stdio IO, o wizardOptions) error {
 			return err
 		}
 	}
-	if o.only != "" && o.only != steps.HalfCluster && o.only != steps.HalfVM {
-		return fmt.Errorf("--only takes cluster or vm, not %q", o.only)
+	if err := steps.CheckOnly(o.only); err != nil {
+		return err
 	}
 	var opts []tea.ProgramOption
 	if o.logFile != "" {
