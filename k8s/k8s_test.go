@@ -190,22 +190,9 @@ func TestApplyWithoutCRDSaysInstallIstio(t *testing.T) {
 // balancer controller would.
 func gateway(t *testing.T, ns string, ingress []corev1.LoadBalancerIngress, externalIPs []string) {
 	t.Helper()
-	ctx := context.Background()
-	k := cluster.Kube(t)
 	cluster.CreateNamespace(t, ns)
-	svc, err := k.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "istio-eastwestgateway", Namespace: ns},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalIPs: externalIPs,
-			Ports: []corev1.ServicePort{{Name: "tls-istiod", Port: 15012}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
+	if err := cluster.GatewayServiceStandIn(ns, "istio-eastwestgateway", ingress, externalIPs); err != nil {
 		t.Fatal(err)
-	}
-	if ingress != nil {
-		svc.Status.LoadBalancer.Ingress = ingress
-		if _, err := k.CoreV1().Services(ns).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
@@ -238,13 +225,9 @@ func TestGatewayAddress(t *testing.T) {
 	// The address arrives while we wait.
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
-		k := cluster.Kube(t)
-		svc, err := k.CoreV1().Services("gw-none").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
-		if err != nil {
-			return
+		if err := cluster.SetLoadBalancerIngress("gw-none", "istio-eastwestgateway", []corev1.LoadBalancerIngress{{IP: "192.0.2.40"}}); err != nil {
+			t.Error(err)
 		}
-		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.40"}}
-		_, _ = k.CoreV1().Services("gw-none").UpdateStatus(ctx, svc, metav1.UpdateOptions{})
 	}()
 	addr, err := c.WaitGatewayAddress(ctx, "gw-none", "istio-eastwestgateway", nil, 20*time.Second)
 	if err != nil || addr.IP != "192.0.2.40" {

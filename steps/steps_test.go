@@ -193,22 +193,12 @@ func TestControlPlaneKeepsARunningIstiod(t *testing.T) {
 // createGatewayService is called from goroutines too: it reports with t.Error.
 func createGatewayService(t *testing.T, ns, ip string) {
 	t.Helper()
-	k := cluster.Kube(t)
-	ctx := context.Background()
-	svc, err := k.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: steps.EastWestService, Namespace: ns},
-		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Name: "tls-istiod", Port: 15012}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Error(err)
-		return
-	}
+	var ingress []corev1.LoadBalancerIngress
 	if ip != "" {
-		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
-		if _, err := k.CoreV1().Services(ns).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
-			t.Error(err)
-			return
-		}
+		ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+	}
+	if err := cluster.GatewayServiceStandIn(ns, steps.EastWestService, ingress, nil); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -242,13 +232,9 @@ func TestEastWestWaitsForTheLoadBalancerAddress(t *testing.T) {
 		time.Sleep(time.Second)
 		createGatewayService(t, ns, "")
 		time.Sleep(time.Second)
-		k := cluster.Kube(t)
-		svc, err := k.CoreV1().Services(ns).Get(context.Background(), steps.EastWestService, metav1.GetOptions{})
-		if err != nil {
-			return
+		if err := cluster.SetLoadBalancerIngress(ns, steps.EastWestService, []corev1.LoadBalancerIngress{{IP: "192.0.2.77"}}); err != nil {
+			t.Error(err)
 		}
-		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.77"}}
-		_, _ = k.CoreV1().Services(ns).UpdateStatus(context.Background(), svc, metav1.UpdateOptions{})
 	}()
 	rec, err := run(t, env, steps.EastWestGateway{})
 	if err != nil {

@@ -7,10 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vm2mesh/vm2mesh/internal/testcluster"
 	"github.com/vm2mesh/vm2mesh/k8s"
@@ -193,24 +191,12 @@ func TestGoldens(t *testing.T) {
 // status, as a cloud controller would.
 func gatewayService(t *testing.T, ns, name, ip, hostname string) {
 	t.Helper()
-	k := cluster.Kube(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	cluster.CreateNamespace(t, ns)
-	_ = k.CoreV1().Services(ns).Delete(ctx, name, metav1.DeleteOptions{})
-	svc, err := k.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer,
-			Ports: []corev1.ServicePort{{Name: "tls-istiod", Port: 15012}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
+	var ingress []corev1.LoadBalancerIngress
+	if ip != "" || hostname != "" {
+		ingress = []corev1.LoadBalancerIngress{{IP: ip, Hostname: hostname}}
 	}
-	if ip == "" && hostname == "" {
-		return
-	}
-	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip, Hostname: hostname}}
-	if _, err := k.CoreV1().Services(ns).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+	if err := cluster.GatewayServiceStandIn(ns, name, ingress, nil); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -96,12 +96,13 @@ func (t Tool) Path() (string, error) {
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("building %s %s: %v\n%s", t.Name, t.Version, err, lastLines(string(out), 30))
+		return "", fmt.Errorf("building %s %s: %v\n%s", t.Name, t.Version, err, LastLines(string(out), 30))
 	}
 	return bin, os.Rename(tmp, bin)
 }
 
-func lastLines(s string, n int) string {
+// LastLines is the end of a log, for error messages.
+func LastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

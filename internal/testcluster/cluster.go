@@ -171,7 +171,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		}
 	}
 	log, _ := os.ReadFile(filepath.Join(c.Dir, "kube-apiserver.log"))
-	return fmt.Errorf("kube-apiserver not ready in 90s; its log ends:\n%s", lastLines(string(log), 30))
+	return fmt.Errorf("kube-apiserver not ready in 90s; its log ends:\n%s", LastLines(string(log), 30))
 }
 
 // Stop ends the processes, kube-apiserver first.

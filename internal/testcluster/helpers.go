@@ -202,3 +202,44 @@ func (c *Cluster) RootCertWriterStandIn(t testing.TB, cert string, namespaces ..
 func UniqueName(prefix string) string {
 	return fmt.Sprintf("%s-%04x", prefix, rand.Uint32()&0xffff)
 }
+
+// GatewayServiceStandIn creates the east-west gateway's LoadBalancer Service
+// that istioctl install would make (nothing serves it), replacing an older one,
+// and, when ingress is given, sets it as the load balancer status a cloud's
+// controller would. It returns errors, so goroutines can report them.
+func (c *Cluster) GatewayServiceStandIn(ns, name string, ingress []corev1.LoadBalancerIngress, externalIPs []string) error {
+	k, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = k.CoreV1().Services(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	_, err = k.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalIPs: externalIPs,
+			Ports: []corev1.ServicePort{{Name: "tls-istiod", Port: 15012}}},
+	}, metav1.CreateOptions{})
+	if err != nil || ingress == nil {
+		return err
+	}
+	return c.SetLoadBalancerIngress(ns, name, ingress)
+}
+
+// SetLoadBalancerIngress gives a Service its load balancer status, as a cloud's
+// controller would.
+func (c *Cluster) SetLoadBalancerIngress(ns, name string, ingress []corev1.LoadBalancerIngress) error {
+	k, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	svc, err := k.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	svc.Status.LoadBalancer.Ingress = ingress
+	_, err = k.CoreV1().Services(ns).UpdateStatus(ctx, svc, metav1.UpdateOptions{})
+	return err
+}

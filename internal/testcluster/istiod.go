@@ -77,11 +77,11 @@ func (c *Cluster) StartIstiod(t testing.TB, bin, ip string) *Istiod {
 		select {
 		case <-exited:
 			out, _ := os.ReadFile(log)
-			t.Fatalf("istiod exited:\n%s", lastLines(string(out), 30))
+			t.Fatalf("istiod exited:\n%s", LastLines(string(out), 30))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 	out, _ := os.ReadFile(log)
-	t.Fatal(fmt.Errorf("istiod did not listen on %s within a minute:\n%s", is.SecureGRPC, lastLines(string(out), 30)))
+	t.Fatal(fmt.Errorf("istiod did not listen on %s within a minute:\n%s", is.SecureGRPC, LastLines(string(out), 30)))
 	return nil
 }

@@ -98,7 +98,7 @@ func BuildImage() (*Image, error) {
 	out, err := exec.Command("debootstrap", "--variant=minbase", "--include="+strings.Join(Packages, ","),
 		"bookworm", img.Root, mirror()).CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("debootstrap: %v\n%s", err, tail(string(out), 20))
+		return nil, fmt.Errorf("debootstrap: %v\n%s", err, testcluster.LastLines(string(out), 20))
 	}
 	pub, err := writeClientKey(img.ClientKey)
 	if err != nil {
@@ -150,12 +150,4 @@ func writeClientKey(path string) ([]byte, error) {
 		return nil, err
 	}
 	return ssh.MarshalAuthorizedKey(sshPub), nil
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

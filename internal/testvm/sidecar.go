@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/vm2mesh/vm2mesh/internal/testcluster"
 )
 
 // StandInAgentMarker is in every log line of the stand-in agent, so nobody takes
@@ -144,7 +146,7 @@ func rpmbuild(dir, name, spec string) (string, error) {
 	}
 	cmd := exec.Command("rpmbuild", "-bb", "--define", "_topdir "+top, "--define", "_build_id_links none", specPath)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("rpmbuild %s: %v: %s", name, err, tail(string(b), 20))
+		return "", fmt.Errorf("rpmbuild %s: %v: %s", name, err, testcluster.LastLines(string(b), 20))
 	}
 	matches, _ := filepath.Glob(filepath.Join(top, "RPMS", "*", name+"-*.rpm"))
 	if len(matches) != 1 {

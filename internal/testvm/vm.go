@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/vm2mesh/vm2mesh/internal/testcluster"
 )
 
 // Family is the VM's package family.
@@ -288,7 +290,7 @@ exec chroot %[3]s /usr/sbin/sshd -D -e
 		time.Sleep(100 * time.Millisecond)
 	}
 	log, _ := os.ReadFile(vm.sshdLogPath)
-	return fmt.Errorf("the VM's sshd did not come up in 30s:\n%s", tail(string(log), 20))
+	return fmt.Errorf("the VM's sshd did not come up in 30s:\n%s", testcluster.LastLines(string(log), 20))
 }
 
 // childOf finds the single child of pid (unshare forks the VM's PID 1).
