@@ -15,17 +15,36 @@ import (
 
 // Tool is a binary the harness builds from a scratch module under hack/tools.
 type Tool struct {
-	Name    string // directory under hack/tools, and the binary's name
-	Version string // cache key; must match the module's pin
+	Name    string // the binary's name
+	Module  string // directory under hack/tools
+	Version string // cache key; must match the module's pin (TestToolVersionsMatchTheirModules)
 	Package string
 	LDFlags string
 }
 
+// kubeLDFlags make /version say v1.34.4, not v0.0.0.
+const kubeLDFlags = "-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/client-go/pkg/version.gitVersion=v1.34.4"
+
+// IstioVersion is the istio.io/istio pseudo-version hack/tools/istio pins: only
+// @latest resolves on this machine's module proxy.
+const IstioVersion = "v0.0.0-20260827124520-eed52ebb66ad"
+
 var (
-	Etcd = Tool{Name: "etcd", Version: "v3.6.8", Package: "go.etcd.io/etcd/server/v3"}
-	// KubeAPIServer's version ldflags make /version say v1.34.4, not v0.0.0.
-	KubeAPIServer = Tool{Name: "kube-apiserver", Version: "v1.34.4", Package: "k8s.io/kubernetes/cmd/kube-apiserver",
-		LDFlags: "-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/client-go/pkg/version.gitVersion=v1.34.4"}
+	Etcd                  = Tool{Name: "etcd", Module: "etcd", Version: "v3.6.8", Package: "go.etcd.io/etcd/server/v3"}
+	KubeAPIServer         = Tool{Name: "kube-apiserver", Module: "kubernetes", Version: "v1.34.4", Package: "k8s.io/kubernetes/cmd/kube-apiserver", LDFlags: kubeLDFlags}
+	KubeControllerManager = Tool{Name: "kube-controller-manager", Module: "kubernetes", Version: "v1.34.4", Package: "k8s.io/kubernetes/cmd/kube-controller-manager", LDFlags: kubeLDFlags}
+	KubeScheduler         = Tool{Name: "kube-scheduler", Module: "kubernetes", Version: "v1.34.4", Package: "k8s.io/kubernetes/cmd/kube-scheduler", LDFlags: kubeLDFlags}
+	Kwok                  = Tool{Name: "kwok", Module: "kwok", Version: "v0.8.0", Package: "sigs.k8s.io/kwok/cmd/kwok"}
+	Istioctl              = Tool{Name: "istioctl", Module: "istio", Version: IstioVersion, Package: "istio.io/istio/istioctl/cmd/istioctl"}
+	PilotDiscovery        = Tool{Name: "pilot-discovery", Module: "istio", Version: IstioVersion, Package: "istio.io/istio/pilot/cmd/pilot-discovery"}
+	PilotAgent            = Tool{Name: "pilot-agent", Module: "istio", Version: IstioVersion, Package: "istio.io/istio/pilot/cmd/pilot-agent"}
+)
+
+// ControlPlaneTools start a cluster; EndToEndTools add what the whole onboarding
+// needs (a cold build of these is ~10 minutes).
+var (
+	ControlPlaneTools = []Tool{Etcd, KubeAPIServer}
+	EndToEndTools     = []Tool{KubeControllerManager, KubeScheduler, Kwok, Istioctl, PilotDiscovery, PilotAgent}
 )
 
 // RepoRoot finds the vm2mesh checkout from the working directory.
@@ -70,7 +89,8 @@ func (t Tool) Path() (string, error) {
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return "", err
 	}
-	lock, err := os.OpenFile(filepath.Join(cache, "."+t.Name+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	// One lock per module: its tools share a build cache and go.sum.
+	lock, err := os.OpenFile(filepath.Join(cache, "."+t.Module+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return "", err
 	}
@@ -92,7 +112,7 @@ func (t Tool) Path() (string, error) {
 	}
 	args = append(args, t.Package)
 	cmd := exec.Command("go", args...)
-	cmd.Dir = filepath.Join(root, "hack", "tools", t.Name)
+	cmd.Dir = filepath.Join(root, "hack", "tools", t.Module)
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -108,4 +128,21 @@ func LastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ModuleDir is where a module a scratch module requires lies in the module
+// cache. It runs offline: building the scratch module's tools downloaded it.
+func ModuleDir(scratch, module string) (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module)
+	cmd.Dir = filepath.Join(root, "hack", "tools", scratch)
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locating %s (the harness's build of hack/tools/%s downloads it): %w", module, scratch, err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }

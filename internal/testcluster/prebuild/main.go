@@ -12,7 +12,7 @@ import (
 )
 
 func main() {
-	for _, t := range []testcluster.Tool{testcluster.Etcd, testcluster.KubeAPIServer} {
+	for _, t := range append(testcluster.ControlPlaneTools, testcluster.EndToEndTools...) {
 		start := time.Now()
 		path, err := t.Path()
 		if err != nil {

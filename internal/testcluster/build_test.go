@@ -1,0 +1,30 @@
+package testcluster
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The cache key is the Version field: a scratch module moved to another release
+// without it would keep serving the old binary.
+func TestToolVersionsMatchTheirModules(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	module := map[string]string{"etcd": "go.etcd.io/etcd/server/v3", "kubernetes": "k8s.io/kubernetes", "kwok": "sigs.k8s.io/kwok", "istio": "istio.io/istio"}
+	for _, tool := range append(ControlPlaneTools, EndToEndTools...) {
+		b, err := os.ReadFile(filepath.Join(root, "hack", "tools", tool.Module, "go.mod"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := module[tool.Module] + " " + tool.Version; !strings.Contains(string(b), want) {
+			t.Errorf("%s: hack/tools/%s/go.mod does not require %s", tool.Name, tool.Module, want)
+		}
+		if !strings.Contains(string(b), tool.Package) {
+			t.Errorf("%s: hack/tools/%s/go.mod has no tool %s", tool.Name, tool.Module, tool.Package)
+		}
+	}
+}
