@@ -58,6 +58,8 @@ func (c *Client) Tail(parent context.Context, files []TailFile, max time.Duratio
 			break
 		}
 	}
+	// Whether the wait ran out, before our own cancel makes it look so.
+	ranOut := ctx.Err() != nil
 	cancel()
 	pr.Close()
 	err := <-done
@@ -68,8 +70,9 @@ func (c *Client) Tail(parent context.Context, files []TailFile, max time.Duratio
 		return parent.Err()
 	}
 	var exit *ExitError
-	if err != nil && (ctx.Err() != nil || (errors.As(err, &exit) && exit.Code == 124)) {
+	if err != nil && (ranOut || (errors.As(err, &exit) && exit.Code == 124)) {
 		return nil
 	}
+	// Anything else, a lost connection included, is the caller's to see.
 	return err
 }

@@ -427,13 +427,12 @@ func TestSavedProgressBelongsToItsSettings(t *testing.T) {
 }
 
 // TestVMFilesFromTheRealIstiod generates the VM's files with the real istiod
-// publishing its root certificate (no stand-in). It needs pilot-discovery built
-// from the istio.io/istio module (hack/tools/istio); until the end-to-end issue
-// builds it in the harness it runs when VM2MESH_PILOT_DISCOVERY names one.
+// publishing its root certificate (no stand-in): pilot-discovery as the harness
+// builds it from the istio.io/istio module (hack/tools/istio).
 func TestVMFilesFromTheRealIstiod(t *testing.T) {
-	bin := os.Getenv("VM2MESH_PILOT_DISCOVERY")
-	if bin == "" {
-		t.Skip("VM2MESH_PILOT_DISCOVERY is not set: no istiod binary (hack/tools/istio builds one)")
+	bin, err := testcluster.PilotDiscovery.Path()
+	if err != nil {
+		t.Fatal(err)
 	}
 	istioCRDs(t)
 	cluster.CreateConfigMap(t, "istio-system", "istio", map[string]string{"mesh": "trustDomain: cluster.local\ndefaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n  meshId: mesh1\n"})

@@ -9,8 +9,8 @@ import (
 )
 
 // BenchmarkGenerate times the whole command, process start to exit, for
-// `vm2mesh generate` and, when VM2MESH_ISTIOCTL names one, for
-// `istioctl x workload entry configure`, on the same WorkloadGroup and cluster.
+// `vm2mesh generate` and the harness's istioctl (`istioctl x workload entry
+// configure`), on the same WorkloadGroup and cluster.
 // hack/bench-generate runs it and prints the medians and their ratio.
 func BenchmarkGenerate(b *testing.B) {
 	ns := testcluster.UniqueName("bench")
@@ -32,9 +32,11 @@ func BenchmarkGenerate(b *testing.B) {
 		}
 	}
 	b.Run("vm2mesh", func(b *testing.B) { bench(b, binary, append([]string{"generate", "-o", out}, args...)) })
-	if istioctl := os.Getenv("VM2MESH_ISTIOCTL"); istioctl != "" {
-		b.Run("istioctl", func(b *testing.B) {
-			bench(b, istioctl, append([]string{"x", "workload", "entry", "configure", "-o", out}, args...))
-		})
+	istioctl, err := testcluster.Istioctl.Path()
+	if err != nil {
+		b.Fatal(err)
 	}
+	b.Run("istioctl", func(b *testing.B) {
+		bench(b, istioctl, append([]string{"x", "workload", "entry", "configure", "-o", out}, args...))
+	})
 }

@@ -11,16 +11,15 @@ import (
 
 // TestGenerateMatchesTheRealIstioctl runs `istioctl x workload entry configure`
 // and `vm2mesh generate` on the same WorkloadGroup and cluster and compares the
-// files (the token by its claims: each run mints its own). It needs an istioctl
-// built from the istio.io/istio module (hack/tools/istio); the end-to-end issue
-// builds it in the harness, until then it runs when VM2MESH_ISTIOCTL names one.
+// files (the token by its claims: each run mints its own), with the istioctl the
+// harness builds from the istio.io/istio module (hack/tools/istio).
 // No proxy.istio.io/config annotation here: with a mesh config whose defaultConfig
 // has no proxyMetadata (as istioctl install leaves it), istioctl panics on one
 // (assignment to entry in nil map); vm2mesh's own goldens cover that case.
 func TestGenerateMatchesTheRealIstioctl(t *testing.T) {
-	istioctl := os.Getenv("VM2MESH_ISTIOCTL")
-	if istioctl == "" {
-		t.Skip("VM2MESH_ISTIOCTL is not set: no istioctl to compare with (hack/tools/istio builds one)")
+	istioctl, err := testcluster.Istioctl.Path()
+	if err != nil {
+		t.Fatal(err)
 	}
 	istioInstalled(t)
 	ns := testcluster.UniqueName("side")

@@ -31,6 +31,7 @@ type Cluster struct {
 	Server     string // https://127.0.0.1:PORT
 	CAData     []byte
 	Config     *rest.Config
+	caFile     string
 	procs      []*exec.Cmd
 }
 
@@ -57,6 +58,10 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 		return nil, err
 	}
 	c.CAData = certs.caPEM
+	c.caFile = filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(c.caFile, certs.caPEM, 0o644); err != nil {
+		return nil, err
+	}
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err

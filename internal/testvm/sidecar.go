@@ -59,10 +59,13 @@ if [ ! -e /etc/istio ]; then ln -s /var/lib/istio /etc/istio; fi
 chown -R istio-proxy /var/lib/istio /var/log/istio
 `
 
-var standInFiles = map[string]struct {
+// treeFile is one file of a package's tree.
+type treeFile struct {
 	data string
 	mode os.FileMode
-}{
+}
+
+var standInFiles = map[string]treeFile{
 	"usr/local/bin/istio-start.sh":         {standInStart, 0o755},
 	"usr/local/bin/pilot-agent":            {"#!/bin/sh\necho 'vm2mesh stand-in pilot-agent: not Istio'\n", 0o755},
 	"usr/local/bin/envoy":                  {"#!/bin/sh\necho 'vm2mesh stand-in envoy: not Envoy'\n", 0o755},
@@ -82,7 +85,7 @@ type StandInPackages struct {
 func BuildStandInPackages(dir string) (*StandInPackages, error) {
 	p := &StandInPackages{}
 	var err error
-	if p.Deb, err = buildDeb(dir); err != nil {
+	if p.Deb, err = buildDeb(filepath.Join(dir, "standin"), standInFiles, postInstall, debControl); err != nil {
 		return nil, err
 	}
 	if p.RPM, err = buildSidecarRPM(dir); err != nil {
@@ -94,8 +97,8 @@ func BuildStandInPackages(dir string) (*StandInPackages, error) {
 	return p, nil
 }
 
-func writeTree(root string) error {
-	for name, f := range standInFiles {
+func writeTree(root string, files map[string]treeFile) error {
+	for name, f := range files {
 		path := filepath.Join(root, name)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
@@ -107,25 +110,27 @@ func writeTree(root string) error {
 	return nil
 }
 
-func buildDeb(dir string) (string, error) {
-	root := filepath.Join(dir, "deb-root")
-	if err := writeTree(root); err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755); err != nil {
-		return "", err
-	}
-	control := `Package: istio-sidecar
+const debControl = `Package: istio-sidecar
 Version: 1.31.1-vm2mesh-standin
 Architecture: amd64
 Maintainer: vm2mesh tests <tests@vm2mesh.invalid>
 Depends: iproute2, iptables, sudo, hostname
 Description: vm2mesh STAND-IN for Istio's sidecar package (tests only)
 `
+
+// buildDeb packs files, with control and postinst, into dir/istio-sidecar.deb.
+func buildDeb(dir string, files map[string]treeFile, postinst, control string) (string, error) {
+	root := filepath.Join(dir, "deb-root")
+	if err := writeTree(root, files); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755); err != nil {
+		return "", err
+	}
 	if err := os.WriteFile(filepath.Join(root, "DEBIAN", "control"), []byte(control), 0o644); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(root, "DEBIAN", "postinst"), []byte(postInstall), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(root, "DEBIAN", "postinst"), []byte(postinst), 0o755); err != nil {
 		return "", err
 	}
 	out := filepath.Join(dir, "istio-sidecar.deb")
@@ -157,7 +162,7 @@ func rpmbuild(dir, name, spec string) (string, error) {
 
 func buildSidecarRPM(dir string) (string, error) {
 	src := filepath.Join(dir, "rpm-src")
-	if err := writeTree(src); err != nil {
+	if err := writeTree(src, standInFiles); err != nil {
 		return "", err
 	}
 	var files []string

@@ -36,6 +36,9 @@ type Options struct {
 	// ProvidesRPM is installed into the rpm database of a RHEL VM: a provides-only
 	// package that stands for the base system a RHEL host has.
 	ProvidesRPM string
+	// Routes are addresses on the host side (the host ends of other VMs' veths)
+	// this VM reaches through its own veth; nothing else is routed.
+	Routes []string
 }
 
 // VM is one running sandbox VM.
@@ -132,7 +135,7 @@ func start(img *Image, dir string, o Options) (*VM, error) {
 	if err := vm.prepareUpper(o); err != nil {
 		return nil, err
 	}
-	if err := vm.network(); err != nil {
+	if err := vm.network(o.Routes); err != nil {
 		return nil, err
 	}
 	if err := vm.boot(img, o); err != nil {
@@ -218,11 +221,11 @@ func run(args ...string) error {
 
 // network makes the VM's network namespace and its veth pair; nothing routes
 // beyond the pair.
-func (vm *VM) network() error {
+func (vm *VM) network(routes []string) error {
 	_ = run("ip", "netns", "del", vm.Netns) // left over from a killed run
 	_ = run("ip", "link", "del", vm.hostVeth)
 	inner := fmt.Sprintf("v2m%dv", vm.index)
-	for _, args := range [][]string{
+	cmds := [][]string{
 		{"ip", "netns", "add", vm.Netns},
 		{"ip", "link", "add", vm.hostVeth, "type", "veth", "peer", "name", inner},
 		{"ip", "link", "set", inner, "netns", vm.Netns},
@@ -231,7 +234,11 @@ func (vm *VM) network() error {
 		{"ip", "-n", vm.Netns, "addr", "add", vm.Addr + "/30", "dev", inner},
 		{"ip", "-n", vm.Netns, "link", "set", inner, "up"},
 		{"ip", "-n", vm.Netns, "link", "set", "lo", "up"},
-	} {
+	}
+	for _, r := range routes {
+		cmds = append(cmds, []string{"ip", "-n", vm.Netns, "route", "add", r + "/32", "via", vm.HostAddr})
+	}
+	for _, args := range cmds {
 		if err := run(args...); err != nil {
 			return err
 		}

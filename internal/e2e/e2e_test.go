@@ -1,0 +1,355 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/vm2mesh/vm2mesh/internal/testcluster"
+	"github.com/vm2mesh/vm2mesh/internal/testvm"
+)
+
+const (
+	vmNamespace      = "vm-e2e"
+	vmServiceAccount = "vm-e2e-sa"
+)
+
+// stack is the cluster, istiod and the first VM, which the failure cases reuse.
+type stack struct {
+	cluster *testcluster.Cluster
+	vm      *testvm.VM
+	istiod  *testcluster.Istiod
+	gateway string // the east-west gateway's load-balancer address: the host end of the VM's veth
+	answers string
+	workDir string
+}
+
+// TestOnboardingEndToEnd is the product in one run: `vm2mesh apply --yes` takes
+// an empty cluster and a fresh VM to a VM whose agent holds a certificate istiod
+// signed for its service account; then three ways it must fail, each named.
+func TestOnboardingEndToEnd(t *testing.T) {
+	skipUnlessIsolated(t)
+	s := onboard(t)
+	t.Run("token for another audience", func(t *testing.T) {
+		token := s.mintToken(t, "vm2mesh-wrong-audience")
+		out := s.onboardAnotherVM(t, map[string][]byte{"istio-token": token})
+		expect(t, out, "Unauthenticated", "hint: istio-token is for audience vm2mesh-wrong-audience; istiod accepts only istio-ca")
+	})
+	t.Run("root cert of another CA", func(t *testing.T) {
+		out := s.onboardAnotherVM(t, map[string][]byte{"root-cert.pem": otherCA(t)})
+		expect(t, out, "x509: certificate signed by unknown authority", "hint: istiod's certificate does not verify with /etc/certs/root-cert.pem")
+	})
+	t.Run("istiod not behind the gateway", func(t *testing.T) {
+		s.istiod.Stop()
+		gatewayWithoutIstiodStandIn(t, s.gateway)
+		out := s.onboardAnotherVM(t, nil)
+		expect(t, out, "hint: the agent cannot reach istiod through the gateway")
+	})
+}
+
+// onboard starts the stack and runs the whole onboarding with installIstio:
+// always, playing the cloud load balancer and starting istiod as the install
+// goes, then checks the certificate the VM's agent holds.
+func onboard(t *testing.T) *stack {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	start := time.Now()
+	dir := t.TempDir()
+	c, err := testcluster.Start(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	if err := c.StartWorkloads(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("control plane up in %s: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok with node %s",
+		time.Since(start).Round(time.Millisecond), testcluster.FakeNode)
+	vm := testvm.Start(t, testvm.Options{Family: testvm.Debian})
+	s := &stack{cluster: c, vm: vm, gateway: vm.HostAddr}
+
+	// The harness's part of the install: the cloud's load balancer gives the
+	// gateway the VM-facing address, and istiod runs there, outside the cluster.
+	lb := make(chan error, 1)
+	go func() { lb <- s.playLoadBalancer(ctx) }()
+	started := make(chan error, 1)
+	go func() { started <- s.startIstiodWhenInstalled(ctx, dir) }()
+	t.Cleanup(func() {
+		if s.istiod != nil {
+			s.istiod.Stop()
+		}
+	})
+
+	s.workDir = filepath.Join(dir, "work")
+	s.answers = s.writeAnswers(t, vm, s.workDir)
+	out, code := s.vm2mesh(t, ctx, "apply", "-f", s.answers, "--yes")
+	if err := <-lb; err != nil {
+		t.Error(err)
+	}
+	if err := <-started; err != nil {
+		t.Error(err)
+	}
+	if code != 0 {
+		dumpAgent(t, vm)
+		s.dumpIstiod(t)
+		t.Fatalf("vm2mesh apply: exit %d", code)
+	}
+	expect(t, out, "✓ Confirm the agent got its certificate", "generated new workload certificate")
+	t.Logf("vm2mesh apply: exit 0 after %s", time.Since(start).Round(time.Second))
+	s.checkCertificate(t)
+	return s
+}
+
+func (s *stack) writeAnswers(t *testing.T, vm *testvm.VM, workDir string) string {
+	t.Helper()
+	istioctl, err := testcluster.Istioctl.Path()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := []string{
+		"kubeconfig: " + s.cluster.Kubeconfig,
+		"kubeContext: \"\"",
+		"cluster: cluster1",
+		"clusterNetwork: kube-network",
+		"vmNetwork: vm-network",
+		"meshID: mesh1",
+		"installIstio: always",
+		"istioctl: " + istioctl,
+		"app: e2e-app",
+		"namespace: " + vmNamespace,
+		"serviceAccount: " + vmServiceAccount,
+		"workDir: " + workDir,
+		"vm:",
+		"  host: " + vm.Addr,
+		"  user: root",
+		"  identityFile: " + vm.ClientKey,
+		"  sshConfig: " + filepath.Join(t.TempDir(), "no-ssh-config"),
+		"  knownHostsFile: " + filepath.Join(t.TempDir(), "known_hosts"),
+		"  hostKeyFingerprint: " + vm.Fingerprint,
+		"  package: " + os.Getenv(packageEnv),
+		"  agentWait: 60",
+	}
+	path := filepath.Join(t.TempDir(), "answers.yaml")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// vm2mesh runs the binary built before the namespace was made, and logs its
+// output as it goes.
+func (s *stack) vm2mesh(t *testing.T, ctx context.Context, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Getenv(binaryEnv), args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("$ vm2mesh %s\n%s", strings.Join(args, " "), out.String())
+	return out.String(), code
+}
+
+// checkCertificate reads the certificate the agent wrote to /etc/certs
+// (istio-start.sh's OUTPUT_CERTS) and checks istiod's CA signed it for the VM's
+// service account.
+func (s *stack) checkCertificate(t *testing.T) {
+	t.Helper()
+	chainPEM := s.vm.MustExec(t, "cat /etc/certs/cert-chain.pem")
+	var chain []*x509.Certificate
+	rest := []byte(chainPEM)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain = append(chain, cert)
+	}
+	if len(chain) == 0 {
+		t.Fatalf("no certificate in the VM's /etc/certs/cert-chain.pem:\n%s", chainPEM)
+	}
+	leaf := chain[0]
+	want := fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", vmNamespace, vmServiceAccount)
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != want {
+		t.Fatalf("certificate's SPIFFE ID is %v, want %s", leaf.URIs, want)
+	}
+	cm, err := s.cluster.Kube(t).CoreV1().ConfigMaps(vmNamespace).Get(context.Background(), "istio-ca-root-cert", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(cm.Data["root-cert.pem"])) {
+		t.Fatal("istio-ca-root-cert holds no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatalf("the VM's certificate does not verify with the mesh's root cert: %v", err)
+	}
+	t.Logf("istiod signed the VM's certificate: SPIFFE ID %s, issuer %q, valid until %s",
+		leaf.URIs[0], leaf.Issuer.String(), leaf.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// playLoadBalancer does what a cloud does for a LoadBalancer Service: once
+// istioctl creates the east-west gateway's Service, give it an address.
+func (s *stack) playLoadBalancer(ctx context.Context) error {
+	kube, err := kubernetes.NewForConfig(s.cluster.Config)
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := kube.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{}); err == nil {
+			return s.cluster.SetLoadBalancerIngress("istio-system", "istio-eastwestgateway", []corev1.LoadBalancerIngress{{IP: s.gateway}})
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the east-west gateway's Service never appeared: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// startIstiodWhenInstalled starts the real istiod once `istioctl install` has
+// written the mesh config. XDS and CA listen where the gateway's address points
+// (15012 on the host end of the VM's veth); everything else on loopback.
+func (s *stack) startIstiodWhenInstalled(ctx context.Context, dir string) error {
+	kube, err := kubernetes.NewForConfig(s.cluster.Config)
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := kube.CoreV1().ConfigMaps("istio-system").Get(ctx, "istio", metav1.GetOptions{}); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("istioctl install never wrote the istio ConfigMap: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	// istiod runs as the Deployment istioctl made says (kwok runs only its pod
+	// object): CLUSTER_ID above all, which the CA checks the agent's claim against.
+	var env []string
+	for {
+		env, err = s.cluster.IstiodDeploymentEnv(ctx, "istio-system", "istiod")
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reading istiod's Deployment: %w", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	bin, err := testcluster.PilotDiscovery.Path()
+	if err != nil {
+		return err
+	}
+	is, err := s.cluster.RunIstiod(testcluster.IstiodOptions{Bin: bin, SecureGRPC: net.JoinHostPort(s.gateway, "15012"), Dir: dir, Env: env})
+	if err != nil {
+		return err
+	}
+	s.istiod = is
+	return nil
+}
+
+// onboardAnotherVM runs the VM half to a fresh VM with the first run's files,
+// some replaced, and returns vm2mesh's output; it must fail.
+func (s *stack) onboardAnotherVM(t *testing.T, replace map[string][]byte) string {
+	t.Helper()
+	vm := testvm.Start(t, testvm.Options{Family: testvm.Debian, Routes: []string{s.gateway}})
+	workDir := filepath.Join(t.TempDir(), "work")
+	if err := os.MkdirAll(workDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cluster.env", "hosts", "istio-token", "mesh.yaml", "root-cert.pem"} {
+		data, err := os.ReadFile(filepath.Join(s.workDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, ok := replace[name]; ok {
+			data = r
+		}
+		if err := os.WriteFile(filepath.Join(workDir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, code := s.vm2mesh(t, ctx, "apply", "-f", s.writeAnswers(t, vm, workDir), "--yes", "--only", "vm")
+	if code != 1 {
+		dumpAgent(t, vm)
+		t.Fatalf("vm2mesh apply --only vm: exit %d, want 1", code)
+	}
+	expect(t, out, "✗ Confirm the agent got its certificate: the agent failed:")
+	return out
+}
+
+// mintToken asks the API server for a token of the VM's service account with
+// another audience.
+func (s *stack) mintToken(t *testing.T, audience string) []byte {
+	t.Helper()
+	exp := int64(3600)
+	tr, err := s.cluster.Kube(t).CoreV1().ServiceAccounts(vmNamespace).CreateToken(context.Background(), vmServiceAccount,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(tr.Status.Token)
+}
+
+func expect(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Errorf("vm2mesh's output lacks %q", w)
+		}
+	}
+}
+
+// dumpAgent logs what the VM's agent left, for a failed run.
+func dumpAgent(t *testing.T, vm *testvm.VM) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := vm.Exec(ctx, "ps -eo pid,user,args; for f in /var/log/istio/*; do echo \"== $f\"; tail -n 40 \"$f\"; done; ls -la /etc/certs")
+	t.Logf("on the VM:\n%s%v", out, err)
+}
+
+// dumpIstiod logs the end of istiod's log, for a failed run.
+func (s *stack) dumpIstiod(t *testing.T) {
+	t.Helper()
+	if s.istiod == nil {
+		return
+	}
+	b, _ := os.ReadFile(s.istiod.Log)
+	t.Logf("istiod's log ends:\n%s", testcluster.LastLines(string(b), 40))
+}

@@ -1,0 +1,72 @@
+package testvm
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/vm2mesh/vm2mesh/internal/testcluster"
+)
+
+// standInEnvoy is a STAND-IN for Envoy: the end-to-end test proves the agent's
+// onboarding (its certificate from istiod), not the data path. It stays up, as
+// pilot-agent ends when Envoy does.
+const standInEnvoy = `#!/bin/sh
+# vm2mesh STAND-IN for Envoy (tests only; not Envoy).
+echo "vm2mesh stand-in envoy: not Envoy; started with: $*" >&2
+exec sleep infinity
+`
+
+// BuildAgentPackage builds an istio-sidecar .deb as Istio lays it out, from
+// Istio's own files: the pilot-agent binary the harness built from the
+// istio.io/istio module, and that module's tools/packaging istio-start.sh,
+// istio.service, sidecar.env, Envoy bootstrap template and postinst,
+// where its packaging.mk puts them. Only Envoy is a stand-in
+// (standInEnvoy).
+func BuildAgentPackage(dir, pilotAgent string) (string, error) {
+	istio, err := testcluster.ModuleDir(testcluster.PilotAgent.Module, "istio.io/istio")
+	if err != nil {
+		return "", err
+	}
+	read := func(name string) (string, error) {
+		b, err := os.ReadFile(filepath.Join(istio, "tools", "packaging", name))
+		return string(b), err
+	}
+	agent, err := os.ReadFile(pilotAgent)
+	if err != nil {
+		return "", err
+	}
+	files := map[string]treeFile{
+		"usr/local/bin/pilot-agent": {string(agent), 0o755},
+		"usr/local/bin/envoy":       {standInEnvoy, 0o755},
+	}
+	for path, name := range map[string]string{
+		"usr/local/bin/istio-start.sh":     "common/istio-start.sh",
+		"lib/systemd/system/istio.service": "common/istio.service",
+		"var/lib/istio/envoy/sidecar.env":  "common/sidecar.env",
+		// As tools/packaging/packaging.mk installs it.
+		"var/lib/istio/envoy/envoy_bootstrap_tmpl.json": "common/envoy_bootstrap.json",
+	} {
+		data, err := read(name)
+		if err != nil {
+			return "", err
+		}
+		mode := os.FileMode(0o644)
+		if filepath.Ext(path) == ".sh" {
+			mode = 0o755
+		}
+		files[path] = treeFile{data, mode}
+	}
+	postinst, err := read("postinst.sh")
+	if err != nil {
+		return "", err
+	}
+	control := fmt.Sprintf(`Package: istio-sidecar
+Version: 1.31.1-vm2mesh-%s
+Architecture: amd64
+Maintainer: vm2mesh tests <tests@vm2mesh.invalid>
+Depends: iproute2, iptables, sudo, hostname
+Description: Istio's sidecar package with the real pilot-agent and a stand-in Envoy (vm2mesh tests)
+`, "realagent")
+	return buildDeb(dir, files, postinst, control)
+}
