@@ -41,7 +41,7 @@ type stack struct {
 
 // TestOnboardingEndToEnd is the product in one run: `vm2mesh apply --yes` takes
 // an empty cluster and a fresh VM to a VM whose agent holds a certificate istiod
-// signed for its service account; then three ways it must fail, each named.
+// signed for its service account; then four ways it must fail, each named.
 func TestOnboardingEndToEnd(t *testing.T) {
 	skipUnlessIsolated(t)
 	s := onboard(t)
@@ -49,6 +49,23 @@ func TestOnboardingEndToEnd(t *testing.T) {
 		token := s.mintToken(t, "vm2mesh-wrong-audience")
 		out := s.onboardAnotherVM(t, map[string][]byte{"istio-token": token})
 		expect(t, out, "Unauthenticated", "hint: istio-token is for audience vm2mesh-wrong-audience; istiod accepts only istio-ca")
+	})
+	t.Run("expired token", func(t *testing.T) {
+		issued := string(s.mintToken(t, "istio-ca"))
+		// The re-signed token is the API server's own but for its age: accepted
+		// when not moved back, refused as expired when it is.
+		if fresh, err := s.cluster.BackdatedToken(issued, 0); err != nil || s.tokenReview(t, fresh) != "" {
+			t.Fatalf("re-signed, not backdated: %v %q", err, s.tokenReview(t, fresh))
+		}
+		token, err := s.cluster.BackdatedToken(issued, 2*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if why := s.tokenReview(t, token); !strings.Contains(why, "expired") {
+			t.Fatalf("the API server's TokenReview of the backdated token: %q, want expired", why)
+		}
+		out := s.onboardAnotherVM(t, map[string][]byte{"istio-token": []byte(token)})
+		expect(t, out, "Unauthenticated", "hint: istio-token expired at ")
 	})
 	t.Run("root cert of another CA", func(t *testing.T) {
 		out := s.onboardAnotherVM(t, map[string][]byte{"root-cert.pem": otherCA(t)})
@@ -324,6 +341,21 @@ func (s *stack) mintToken(t *testing.T, audience string) []byte {
 		t.Fatal(err)
 	}
 	return []byte(tr.Status.Token)
+}
+
+// tokenReview is why the API server refuses token for audience istio-ca, as
+// istiod asks it; "" when it accepts it.
+func (s *stack) tokenReview(t *testing.T, token string) string {
+	t.Helper()
+	tr, err := s.cluster.Kube(t).AuthenticationV1().TokenReviews().Create(context.Background(),
+		&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{"istio-ca"}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Status.Authenticated {
+		return ""
+	}
+	return "refused: " + tr.Status.Error
 }
 
 func expect(t *testing.T, out string, wants ...string) {

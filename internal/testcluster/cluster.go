@@ -32,6 +32,7 @@ type Cluster struct {
 	CAData     []byte
 	Config     *rest.Config
 	caFile     string
+	saKeyFile  string // the API server's service-account signing key
 	procs      []*exec.Cmd
 }
 
@@ -58,6 +59,7 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 		return nil, err
 	}
 	c.CAData = certs.caPEM
+	c.saKeyFile = certs.saKey
 	c.caFile = filepath.Join(dir, "ca.crt")
 	if err := os.WriteFile(c.caFile, certs.caPEM, 0o644); err != nil {
 		return nil, err
