@@ -102,10 +102,12 @@ func onboard(t *testing.T) *stack {
 
 	// The harness's part of the install: the cloud's load balancer gives the
 	// gateway the VM-facing address, and istiod runs there, outside the cluster.
+	harness, stopHarness := context.WithCancel(ctx)
+	defer stopHarness()
 	lb := make(chan error, 1)
-	go func() { lb <- s.playLoadBalancer(ctx) }()
+	go func() { lb <- s.playLoadBalancer(harness) }()
 	started := make(chan error, 1)
-	go func() { started <- s.startIstiodWhenInstalled(ctx, dir) }()
+	go func() { started <- s.startIstiodWhenInstalled(harness, dir) }()
 	t.Cleanup(func() {
 		if s.istiod != nil {
 			s.istiod.Stop()
@@ -115,11 +117,13 @@ func onboard(t *testing.T) *stack {
 	s.workDir = filepath.Join(dir, "work")
 	s.answers = s.writeAnswers(t, vm, s.workDir)
 	out, code := s.vm2mesh(t, ctx, "apply", "-f", s.answers, "--yes")
-	if err := <-lb; err != nil {
-		t.Error(err)
+	if code != 0 {
+		stopHarness() // what the install never got to, it will not get to now
 	}
-	if err := <-started; err != nil {
-		t.Error(err)
+	for _, ch := range []chan error{lb, started} {
+		if err := <-ch; err != nil && code == 0 {
+			t.Error(err)
+		}
 	}
 	if code != 0 {
 		dumpAgent(t, vm)
