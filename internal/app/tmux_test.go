@@ -67,7 +67,7 @@ func TestWizardInTmuxOnboardsAVMEndToEnd(t *testing.T) {
 	vm := testvm.Start(t, testvm.Options{})
 	ns := testcluster.UniqueName("wizard")
 	cluster.RootCertWriterStandIn(t, "ROOT CERT OF THE MESH", ns)
-	gatewayListenerStandIn(t, vm)
+	testvm.GatewayWithoutIstiodStandIn(t, vm.HostAddr)
 	path, workDir := answers(t, ns, "gatewayAddress: "+vm.HostAddr, "vm:",
 		"  host: "+vm.Addr,
 		"  user: root",

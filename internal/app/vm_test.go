@@ -36,26 +36,6 @@ func standInPackages(t *testing.T) *testvm.StandInPackages {
 	return packages
 }
 
-// gatewayListenerStandIn accepts TCP on the host end of the VM's veth at 15012,
-// where the east-west gateway would answer: enough for the preflight's
-// reachability check (no istiod behind it in these tests).
-func gatewayListenerStandIn(t *testing.T, vm *testvm.VM) {
-	l, err := net.Listen("tcp", net.JoinHostPort(vm.HostAddr, "15012"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-}
-
 type vmCase struct {
 	family testvm.Family
 	user   string
@@ -90,7 +70,7 @@ func onboardingAnswers(t *testing.T, vm *testvm.VM, c vmCase) (path, workDir, ns
 	if r.code != 0 {
 		t.Fatalf("cluster half: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	gatewayListenerStandIn(t, vm)
+	testvm.GatewayWithoutIstiodStandIn(t, vm.HostAddr) // the preflight probes it; no istiod in these tests
 	return path, workDir, ns
 }
 

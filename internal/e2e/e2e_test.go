@@ -73,7 +73,7 @@ func TestOnboardingEndToEnd(t *testing.T) {
 	})
 	t.Run("istiod not behind the gateway", func(t *testing.T) {
 		s.istiod.Stop()
-		gatewayWithoutIstiodStandIn(t, s.gateway)
+		testvm.GatewayWithoutIstiodStandIn(t, s.gateway)
 		out := s.onboardAnotherVM(t, nil)
 		expect(t, out, "hint: the agent cannot reach istiod through the gateway")
 	})

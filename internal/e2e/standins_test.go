@@ -8,7 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"net"
 	"testing"
 	"time"
 )
@@ -35,26 +34,4 @@ func otherCA(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-// gatewayWithoutIstiodStandIn is a STAND-IN for an east-west gateway that has no
-// istiod behind it (istiod down, or not exposed): it accepts connections on
-// 15012 at the gateway's address and closes them, as Envoy does with no healthy
-// upstream. The VM's preflight sees the port open; the agent gets no istiod.
-func gatewayWithoutIstiodStandIn(t *testing.T, gateway string) {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(gateway, "15012"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 }
