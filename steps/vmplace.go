@@ -1,9 +1,14 @@
 package steps
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/vm2mesh/vm2mesh/remote"
@@ -67,6 +72,11 @@ func (VMPlaceFiles) Check(ctx context.Context, env *Env) (Status, error) {
 	}
 	var script strings.Builder
 	for _, p := range placement {
+		if p.file == "root-cert.pem" {
+			// Public, small, and compared by its certificates (below).
+			fmt.Fprintf(&script, "base64 -w0 %s 2>/dev/null; echo\n", p.target)
+			continue
+		}
 		fmt.Fprintf(&script, "sha256sum %s 2>/dev/null || echo missing\n", p.target)
 	}
 	script.WriteString("stat -c '%U %a' /var/run/secrets/tokens/istio-token 2>/dev/null || echo missing\n")
@@ -80,6 +90,17 @@ func (VMPlaceFiles) Check(ctx context.Context, env *Env) (Status, error) {
 		return Status{Reason: "the files are not in place"}, nil
 	}
 	for i, p := range placement {
+		if p.file == "root-cert.pem" {
+			local, err := os.ReadFile(env.File(p.file))
+			if err != nil {
+				return Status{}, err
+			}
+			have, _ := base64.StdEncoding.DecodeString(lines[i])
+			if !sameCertificates(local, have) {
+				return Status{Reason: p.target + " is missing or holds other certificates"}, nil
+			}
+			continue
+		}
 		sum, _, err := remote.FileSHA256(env.File(p.file))
 		if err != nil {
 			return Status{}, err
@@ -154,4 +175,31 @@ func (VMPlaceFiles) Run(ctx context.Context, env *Env, out *Output) error {
 	env.vmChanged = true
 	out.Summary("files in place, /etc/hosts: %s %s", ip, name)
 	return nil
+}
+
+// sameCertificates says whether two PEM files hold the same certificates. The
+// agent rewrites /etc/certs/root-cert.pem with the root its CA answered
+// (istio-start.sh's OUTPUT_CERTS), the same certificate in other bytes: that is
+// not a change to undo.
+func sameCertificates(a, b []byte) bool {
+	der := func(data []byte) []string {
+		var out []string
+		for {
+			var block *pem.Block
+			block, data = pem.Decode(data)
+			if block == nil {
+				break
+			}
+			if block.Type == "CERTIFICATE" {
+				out = append(out, string(block.Bytes))
+			}
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	da, db := der(a), der(b)
+	if len(da) == 0 || len(db) == 0 {
+		return bytes.Equal(a, b) // not certificates: only the same bytes are the same
+	}
+	return slices.Equal(da, db)
 }

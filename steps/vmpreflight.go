@@ -41,8 +41,14 @@ func gatewayFromHosts(env *Env) (ip, name string, err error) {
 	return f[0], f[1], nil
 }
 
+// reachScript opens a TCP connection to the gateway's 15012 from the VM. Where
+// the sidecar is installed it runs as istio-proxy: once the agent has started,
+// istio-iptables sends every other user's connections to Envoy's outbound port,
+// and the probe would test Envoy, not the path the agent itself takes.
 func reachScript(ip string) string {
-	return fmt.Sprintf("timeout 5 bash -c 'exec 3<>/dev/tcp/%s/15012' 2>/dev/null || timeout 5 nc -z %s 15012", ip, ip)
+	probe := fmt.Sprintf("timeout 5 bash -c 'exec 3<>/dev/tcp/%s/15012' 2>/dev/null || timeout 5 nc -z %s 15012", ip, ip)
+	return fmt.Sprintf("if id istio-proxy >/dev/null 2>&1; then su -s /bin/sh -c %s istio-proxy; else sh -c %s; fi",
+		remote.Quote(probe), remote.Quote(probe))
 }
 
 func (VMPreflight) Plan(env *Env) ([]Action, error) {
@@ -94,7 +100,7 @@ func (VMPreflight) Run(ctx context.Context, env *Env, out *Output) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if _, err := env.VM.Exec(cctx, remote.Cmd{Line: reachScript(ip)}); err != nil {
+	if _, err := env.VM.Exec(cctx, remote.Cmd{Line: reachScript(ip), Root: true}); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -45,6 +45,15 @@ type stack struct {
 func TestOnboardingEndToEnd(t *testing.T) {
 	skipUnlessIsolated(t)
 	s := onboard(t)
+	t.Run("second run changes nothing on the VM", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		out, code := s.vm2mesh(t, ctx, "apply", "-f", s.answers, "--yes", "--only", "vm")
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		expect(t, out, "nothing changed: all 5 steps were done already or skipped", "the agent runs and its log shows its certificate")
+	})
 	t.Run("token for another audience", func(t *testing.T) {
 		token := s.mintToken(t, "vm2mesh-wrong-audience")
 		out := s.onboardAnotherVM(t, map[string][]byte{"istio-token": token})
