@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/vm2mesh/vm2mesh/k8s"
 )
@@ -46,50 +49,74 @@ type Files struct {
 }
 
 // Generate reads what the files need from the cluster and renders them. Nothing
-// is written: a failure leaves no half-made set behind.
+// is written: a failure leaves no half-made set behind. The reads (and the
+// TokenRequest, which changes nothing in the cluster) are independent, so they
+// go out together; errors are reported in the order istioctl meets them.
 func Generate(ctx context.Context, c *k8s.Client, wg *WorkloadGroup, o Options) (*Files, error) {
 	if o.InternalIP != "" && o.ExternalIP != "" {
 		return nil, fmt.Errorf("the flags --internalIP and --externalIP are mutually exclusive")
 	}
-	clusterID := o.ClusterID
-	if !o.ClusterIDSet {
-		id, err := clusterIDFromInjector(ctx, c, o.IstioNamespace, o.Revision)
-		if err != nil {
-			return nil, fmt.Errorf("failed to automatically determine the --clusterID: %w", err)
-		}
-		if id != "" {
-			clusterID = id
-		}
-	}
-	meshCM := "istio"
+	var (
+		all                sync.WaitGroup
+		clusterID          = o.ClusterID
+		idErr, cmErr       error
+		rootErr, tokenErr  error
+		cm                 *corev1.ConfigMap
+		root, token        string
+		addr               k8s.GatewayAddress
+		addrErr            error
+		ingressIP          = o.IngressIP
+		ingressIsAnAddress = isAddr(o.IngressIP)
+		meshCM             = "istio"
+	)
 	if Revisioned(o.Revision) {
 		meshCM += "-" + o.Revision
 	}
-	cm, err := c.ConfigMap(ctx, o.IstioNamespace, meshCM)
-	if err != nil {
-		return nil, err
+	if !o.ClusterIDSet {
+		all.Go(func() {
+			var id string
+			if id, idErr = clusterIDFromInjector(ctx, c, o.IstioNamespace, o.Revision); idErr == nil && id != "" {
+				clusterID = id
+			}
+		})
+	}
+	all.Go(func() { cm, cmErr = c.ConfigMap(ctx, o.IstioNamespace, meshCM) })
+	if !ingressIsAnAddress {
+		all.Go(func() {
+			ns, svc := o.IstioNamespace, o.IngressService
+			if a, b, ok := strings.Cut(svc, "."); ok && !strings.Contains(b, ".") {
+				svc, ns = a, b
+			}
+			addr, addrErr = c.GatewayAddress(ctx, ns, svc, o.Resolver)
+		})
+	}
+	all.Go(func() { root, rootErr = rootCert(ctx, c, wg.Namespace, o.RootCertWait) })
+	if !o.NoToken {
+		all.Go(func() {
+			sa := wg.Spec.GetTemplate().GetServiceAccount()
+			token, tokenErr = c.Token(ctx, wg.Namespace, sa, k8s.IstioCAAudience, o.TokenDuration)
+		})
+	}
+	all.Wait()
+
+	if idErr != nil {
+		return nil, fmt.Errorf("failed to automatically determine the --clusterID: %w", idErr)
+	}
+	if cmErr != nil {
+		return nil, cmErr
 	}
 	if cm == nil {
 		return nil, fmt.Errorf("configmap %s was not found in namespace %s: is Istio (revision %q) installed?", meshCM, o.IstioNamespace, o.Revision)
 	}
-
-	f := &Files{}
-	ingressIP := o.IngressIP
-	if _, err := netip.ParseAddr(ingressIP); err != nil {
-		ns, svc := o.IstioNamespace, o.IngressService
-		if a, b, ok := strings.Cut(svc, "."); ok && !strings.Contains(b, ".") {
-			svc, ns = a, b
-		}
-		addr, err := c.GatewayAddress(ctx, ns, svc, o.Resolver)
-		if err == nil {
+	f := &Files{GatewaySource: "--ingressIP"}
+	if !ingressIsAnAddress {
+		f.GatewaySource = ""
+		if addrErr == nil {
 			ingressIP, f.GatewaySource = addr.IP, addr.Source
 		} else {
-			f.Warnings = append(f.Warnings, err.Error())
+			f.Warnings = append(f.Warnings, addrErr.Error())
 		}
-	} else {
-		f.GatewaySource = "--ingressIP"
 	}
-
 	r, err := Render(Inputs{
 		Group:          wg,
 		Mesh:           cm.Data["mesh"],
@@ -107,23 +134,20 @@ func Generate(ctx context.Context, c *k8s.Client, wg *WorkloadGroup, o Options) 
 	}
 	f.ClusterEnv, f.MeshYAML, f.Hosts = r.ClusterEnv, r.MeshYAML, r.Hosts
 	f.Warnings = append(f.Warnings, r.Warnings...)
-
-	root, err := rootCert(ctx, c, wg.Namespace, o.RootCertWait)
-	if err != nil {
-		return nil, err
+	if rootErr != nil {
+		return nil, rootErr
 	}
 	f.RootCert = []byte(root)
-
-	if o.NoToken {
-		return f, nil
-	}
-	sa := wg.Spec.GetTemplate().GetServiceAccount()
-	token, err := c.Token(ctx, wg.Namespace, sa, k8s.IstioCAAudience, o.TokenDuration)
-	if err != nil {
-		return nil, err
+	if tokenErr != nil {
+		return nil, tokenErr
 	}
 	f.Token = []byte(token)
 	return f, nil
+}
+
+func isAddr(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }
 
 func rootCert(ctx context.Context, c *k8s.Client, ns string, wait time.Duration) (string, error) {
