@@ -81,10 +81,12 @@ func knownCauses(line string) string {
 		return "istiod's certificate does not verify with /etc/certs/root-cert.pem: the root cert is from another CA; run vm2mesh again to fetch the current one"
 	case strings.Contains(l, "connection refused") || strings.Contains(l, "no route to host") || strings.Contains(l, "i/o timeout") || strings.Contains(l, "connection reset"):
 		return "the agent cannot reach istiod through the gateway: check the /etc/hosts entry, the gateway address and firewalls (port 15012)"
-	case strings.Contains(l, "eof") || strings.Contains(l, "connection closed"):
+	case strings.Contains(l, "eof") || strings.Contains(l, "connection closed") || strings.Contains(l, "broken pipe"):
 		return "the agent cannot reach istiod through the gateway: the gateway took the connection on 15012 and closed it, so nothing answers behind it; check that istiod runs and that the expose-istiod step's Gateway and VirtualService exist"
 	case strings.Contains(l, "no such host") || strings.Contains(l, "failed to resolve") || strings.Contains(l, "lookup istiod"):
 		return "istiod's name does not resolve on the VM: the /etc/hosts entry is missing or wrong"
+	case strings.Contains(l, "address already in use"):
+		return "another agent still holds the agent's ports (an earlier start that did not stop): stop it (systemctl stop istio, or pkill -f pilot-agent) and run vm2mesh again"
 	case strings.Contains(l, "missing") || strings.Contains(l, "not readable"):
 		return "a file the agent needs is missing or not readable by istio-proxy: run vm2mesh again (it places them and fixes ownership)"
 	}

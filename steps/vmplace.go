@@ -3,8 +3,10 @@ package steps
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -116,7 +118,70 @@ func (VMPlaceFiles) Check(ctx context.Context, env *Env) (Status, error) {
 	if hosts := lines[len(placement)+1:]; len(hosts) != 1 || hosts[0] != want {
 		return Status{Reason: "/etc/hosts does not have exactly the managed line for " + name}, nil
 	}
+	if stale, why, err := staleAgentCert(ctx, env); err != nil {
+		return Status{}, err
+	} else if stale {
+		return Status{Reason: agentCertPath + " " + why + ": the agent would use it instead of the token"}, nil
+	}
 	return Status{Skip: true, Reason: "the files and the /etc/hosts entry are in place"}, nil
+}
+
+// The certificate the agent got last, and its key: istio-start.sh's
+// OUTPUT_CERTS writes them to /etc/certs, and its PROV_CERT makes the agent
+// authenticate to the CA with them, in preference to the token, once they exist.
+const (
+	agentCertPath = "/etc/certs/cert-chain.pem"
+	agentKeyPath  = "/etc/certs/key.pem"
+)
+
+// staleAgentCert says whether the VM holds a certificate from the agent that
+// the root cert being placed does not verify (another CA's, or expired). Left in
+// place, the agent would present it and istiod would refuse the connection.
+func staleAgentCert(ctx context.Context, env *Env) (bool, string, error) {
+	chain, err := env.VM.RunRoot(ctx, "cat "+agentCertPath+" 2>/dev/null; true")
+	if err != nil || strings.TrimSpace(chain) == "" {
+		return false, "", err
+	}
+	root, err := os.ReadFile(env.File("root-cert.pem"))
+	if err != nil {
+		return false, "", err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(root) {
+		return false, "", nil // no certificates to judge by
+	}
+	certs := parseCertificates([]byte(chain))
+	if len(certs) == 0 {
+		return true, "holds no certificate", nil
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err = certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	var expired x509.CertificateInvalidError
+	switch {
+	case err == nil:
+		return false, "", nil
+	case errors.As(err, &expired) && expired.Reason == x509.Expired:
+		return true, "expired", nil
+	default:
+		return true, "is from another CA", nil
+	}
+}
+
+func parseCertificates(data []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return out
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil && block.Type == "CERTIFICATE" {
+			out = append(out, c)
+		}
+	}
 }
 
 func placeScript(tmp, ip, name string) string {
@@ -159,6 +224,17 @@ func (VMPlaceFiles) Run(ctx context.Context, env *Env, out *Output) error {
 		if err := env.VM.Upload(ctx, env.File(p.file), path.Join(tmp, p.file), nil); err != nil {
 			return err
 		}
+	}
+	stale, why, err := staleAgentCert(ctx, env)
+	if err != nil {
+		return err
+	}
+	if stale {
+		// Moved, not removed: it is the VM's only copy.
+		if _, err := env.VM.RunRoot(ctx, fmt.Sprintf("for f in %s %s; do [ ! -e \"$f\" ] || mv -f \"$f\" \"$f.vm2mesh-prev\"; done", agentCertPath, agentKeyPath)); err != nil {
+			return err
+		}
+		out.Warnf("%s %s: moved it and its key aside (.vm2mesh-prev), so the agent asks for a new one with the token", agentCertPath, why)
 	}
 	var stderr strings.Builder
 	cleanup := fmt.Sprintf("\nrc=$?; rm -f %s/*; exit $rc", tmp)

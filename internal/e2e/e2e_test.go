@@ -31,12 +31,13 @@ const (
 
 // stack is the cluster, istiod and the first VM, which the failure cases reuse.
 type stack struct {
-	cluster *testcluster.Cluster
-	vm      *testvm.VM
-	istiod  *testcluster.Istiod
-	gateway string // the east-west gateway's load-balancer address: the host end of the VM's veth
-	answers string
-	workDir string
+	cluster       *testcluster.Cluster
+	vm            *testvm.VM
+	istiod        *testcluster.Istiod
+	istiodOptions testcluster.IstiodOptions
+	gateway       string // the east-west gateway's load-balancer address: the host end of the VM's veth
+	answers       string
+	workDir       string
 }
 
 // TestOnboardingEndToEnd is the product in one run: `vm2mesh apply --yes` takes
@@ -53,6 +54,19 @@ func TestOnboardingEndToEnd(t *testing.T) {
 			t.Fatalf("exit %d", code)
 		}
 		expect(t, out, "nothing changed: all 5 steps were done already or skipped", "the agent runs and its log shows its certificate")
+	})
+	t.Run("the mesh's CA changed: run vm2mesh again", func(t *testing.T) {
+		s.rotateCA(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		answers := s.writeAnswers(t, s.vm, s.workDir, "installIstio: auto")
+		out, code := s.vm2mesh(t, ctx, "apply", "-f", answers, "--yes")
+		if code != 0 {
+			dumpAgent(t, s.vm)
+			t.Fatalf("exit %d", code)
+		}
+		expect(t, out, "✓ Confirm the agent got its certificate")
+		s.checkCertificate(t) // against the new root: a certificate of the old CA fails here
 	})
 	t.Run("token for another audience", func(t *testing.T) {
 		token := s.mintToken(t, "vm2mesh-wrong-audience")
@@ -145,7 +159,9 @@ func onboard(t *testing.T) *stack {
 	return s
 }
 
-func (s *stack) writeAnswers(t *testing.T, vm *testvm.VM, workDir string) string {
+// writeAnswers writes the answers for vm; overrides ("key: value") replace
+// top-level keys.
+func (s *stack) writeAnswers(t *testing.T, vm *testvm.VM, workDir string, overrides ...string) string {
 	t.Helper()
 	istioctl, err := testcluster.Istioctl.Path()
 	if err != nil {
@@ -173,6 +189,14 @@ func (s *stack) writeAnswers(t *testing.T, vm *testvm.VM, workDir string) string
 		"  hostKeyFingerprint: " + vm.Fingerprint,
 		"  package: " + os.Getenv(packageEnv),
 		"  agentWait: 60",
+	}
+	for _, o := range overrides {
+		key, _, _ := strings.Cut(o, ":")
+		for i, l := range lines {
+			if strings.HasPrefix(l, key+":") {
+				lines[i] = o
+			}
+		}
 	}
 	path := filepath.Join(t.TempDir(), "answers.yaml")
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
@@ -303,12 +327,47 @@ func (s *stack) startIstiodWhenInstalled(ctx context.Context, dir string) error 
 	if err != nil {
 		return err
 	}
-	is, err := s.cluster.RunIstiod(testcluster.IstiodOptions{Bin: bin, SecureGRPC: net.JoinHostPort(s.gateway, "15012"), Dir: dir, Env: env})
+	s.istiodOptions = testcluster.IstiodOptions{Bin: bin, SecureGRPC: net.JoinHostPort(s.gateway, "15012"), Dir: dir, Env: env}
+	is, err := s.cluster.RunIstiod(s.istiodOptions)
 	if err != nil {
 		return err
 	}
 	s.istiod = is
 	return nil
+}
+
+// rotateCA does what reinstalling istiod with a new self-signed CA does: istiod
+// stops, its CA secret goes, and istiod starts again with a new CA and writes the
+// new root into every namespace.
+func (s *stack) rotateCA(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kube := s.cluster.Kube(t)
+	rootNow := func() string {
+		cm, err := kube.CoreV1().ConfigMaps(vmNamespace).Get(ctx, "istio-ca-root-cert", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cm.Data["root-cert.pem"]
+	}
+	old := rootNow()
+	s.istiod.Stop()
+	if err := kube.CoreV1().Secrets("istio-system").Delete(ctx, "istio-ca-secret", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	is, err := s.cluster.RunIstiod(s.istiodOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.istiod = is
+	for rootNow() == old {
+		if ctx.Err() != nil {
+			t.Fatal("the restarted istiod did not write a new root cert")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("istiod restarted with a new CA; istio-ca-root-cert in %s changed", vmNamespace)
 }
 
 // onboardAnotherVM runs the VM half to a fresh VM with the first run's files,
