@@ -1,16 +1,11 @@
 package steps
 
 import (
-	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"path"
-	"slices"
 	"strings"
 
 	"github.com/vm2mesh/vm2mesh/remote"
@@ -126,64 +121,6 @@ func (VMPlaceFiles) Check(ctx context.Context, env *Env) (Status, error) {
 	return Status{Skip: true, Reason: "the files and the /etc/hosts entry are in place"}, nil
 }
 
-// The certificate the agent got last, and its key: istio-start.sh's
-// OUTPUT_CERTS writes them to /etc/certs, and its PROV_CERT makes the agent
-// authenticate to the CA with them, in preference to the token, once they exist.
-const (
-	agentCertPath = "/etc/certs/cert-chain.pem"
-	agentKeyPath  = "/etc/certs/key.pem"
-)
-
-// staleAgentCert says whether the VM holds a certificate from the agent that
-// the root cert being placed does not verify (another CA's, or expired). Left in
-// place, the agent would present it and istiod would refuse the connection.
-func staleAgentCert(ctx context.Context, env *Env) (bool, string, error) {
-	chain, err := env.VM.RunRoot(ctx, "cat "+agentCertPath+" 2>/dev/null; true")
-	if err != nil || strings.TrimSpace(chain) == "" {
-		return false, "", err
-	}
-	root, err := os.ReadFile(env.File("root-cert.pem"))
-	if err != nil {
-		return false, "", err
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(root) {
-		return false, "", nil // no certificates to judge by
-	}
-	certs := parseCertificates([]byte(chain))
-	if len(certs) == 0 {
-		return true, "holds no certificate", nil
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	_, err = certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	var expired x509.CertificateInvalidError
-	switch {
-	case err == nil:
-		return false, "", nil
-	case errors.As(err, &expired) && expired.Reason == x509.Expired:
-		return true, "expired", nil
-	default:
-		return true, "is from another CA", nil
-	}
-}
-
-func parseCertificates(data []byte) []*x509.Certificate {
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return out
-		}
-		if c, err := x509.ParseCertificate(block.Bytes); err == nil && block.Type == "CERTIFICATE" {
-			out = append(out, c)
-		}
-	}
-}
-
 func placeScript(tmp, ip, name string) string {
 	var b strings.Builder
 	b.WriteString("set -e\ninstall -d -m 0755 /etc/certs /var/run/secrets/tokens /var/lib/istio/envoy /etc/istio/config /etc/istio/proxy\n")
@@ -251,31 +188,4 @@ func (VMPlaceFiles) Run(ctx context.Context, env *Env, out *Output) error {
 	env.vmChanged = true
 	out.Summary("files in place, /etc/hosts: %s %s", ip, name)
 	return nil
-}
-
-// sameCertificates says whether two PEM files hold the same certificates. The
-// agent rewrites /etc/certs/root-cert.pem with the root its CA answered
-// (istio-start.sh's OUTPUT_CERTS), the same certificate in other bytes: that is
-// not a change to undo.
-func sameCertificates(a, b []byte) bool {
-	der := func(data []byte) []string {
-		var out []string
-		for {
-			var block *pem.Block
-			block, data = pem.Decode(data)
-			if block == nil {
-				break
-			}
-			if block.Type == "CERTIFICATE" {
-				out = append(out, string(block.Bytes))
-			}
-		}
-		slices.Sort(out)
-		return slices.Compact(out)
-	}
-	da, db := der(a), der(b)
-	if len(da) == 0 || len(db) == 0 {
-		return bytes.Equal(a, b) // not certificates: only the same bytes are the same
-	}
-	return slices.Equal(da, db)
 }
