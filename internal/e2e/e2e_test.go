@@ -29,7 +29,8 @@ const (
 	vmServiceAccount = "vm-e2e-sa"
 )
 
-// stack is the cluster, istiod and the first VM, which the failure cases reuse.
+// stack is the cluster, istiod and the first VM; the failure cases reuse the
+// cluster, istiod and the first run's files, each with a fresh VM.
 type stack struct {
 	cluster       *testcluster.Cluster
 	vm            *testvm.VM
@@ -42,7 +43,9 @@ type stack struct {
 
 // TestOnboardingEndToEnd is the product in one run: `vm2mesh apply --yes` takes
 // an empty cluster and a fresh VM to a VM whose agent holds a certificate istiod
-// signed for its service account; then four ways it must fail, each named.
+// signed for its service account. Then: a second run changes nothing; after the
+// mesh's CA changes, a run gets the VM a certificate of the new CA; and four ways
+// it must fail, each named. The subtests run in order: the last stops istiod.
 func TestOnboardingEndToEnd(t *testing.T) {
 	skipUnlessIsolated(t)
 	s := onboard(t)
