@@ -44,7 +44,7 @@ type stack struct {
 // TestOnboardingEndToEnd is the product in one run: `vm2mesh apply --yes` takes
 // an empty cluster and a fresh VM to a VM whose agent holds a certificate istiod
 // signed for its service account. Then: a second run changes nothing; after the
-// mesh's CA changes, a run gets the VM a certificate of the new CA; and four ways
+// mesh's CA changes, a run gets the VM a certificate of the new CA; and five ways
 // it must fail, each named. The subtests run in order: the last stops istiod.
 func TestOnboardingEndToEnd(t *testing.T) {
 	skipUnlessIsolated(t)
@@ -73,7 +73,7 @@ func TestOnboardingEndToEnd(t *testing.T) {
 	})
 	t.Run("token for another audience", func(t *testing.T) {
 		token := s.mintToken(t, "vm2mesh-wrong-audience")
-		out := s.onboardAnotherVM(t, map[string][]byte{"istio-token": token})
+		out := s.agentFails(t, map[string][]byte{"istio-token": token})
 		expect(t, out, "Unauthenticated", "hint: istio-token is for audience vm2mesh-wrong-audience; istiod accepts only istio-ca")
 	})
 	t.Run("expired token", func(t *testing.T) {
@@ -90,18 +90,27 @@ func TestOnboardingEndToEnd(t *testing.T) {
 		if why := s.tokenReview(t, token); !strings.Contains(why, "expired") {
 			t.Fatalf("the API server's TokenReview of the backdated token: %q, want expired", why)
 		}
-		out := s.onboardAnotherVM(t, map[string][]byte{"istio-token": []byte(token)})
+		out := s.agentFails(t, map[string][]byte{"istio-token": []byte(token)})
 		expect(t, out, "Unauthenticated", "hint: istio-token expired at ")
 	})
 	t.Run("root cert of another CA", func(t *testing.T) {
-		out := s.onboardAnotherVM(t, map[string][]byte{"root-cert.pem": otherCA(t)})
+		out := s.agentFails(t, map[string][]byte{"root-cert.pem": otherCA(t)})
 		expect(t, out, "x509: certificate signed by unknown authority", "hint: istiod's certificate does not verify with /etc/certs/root-cert.pem")
 	})
 	t.Run("istiod not behind the gateway", func(t *testing.T) {
 		s.istiod.Stop()
 		testvm.GatewayWithoutIstiodStandIn(t, s.gateway)
-		out := s.onboardAnotherVM(t, nil)
+		out := s.agentFails(t, nil)
 		expect(t, out, "hint: the agent cannot reach istiod through the gateway")
+	})
+	t.Run("nothing answers at the gateway", func(t *testing.T) {
+		// istiod stopped (above) and no gateway: the preflight stops before
+		// anything changes on the VM.
+		out, vm := s.onboardAnotherVM(t, nil)
+		expect(t, out, "✗ Check the VM: the VM cannot reach the east-west gateway at "+s.gateway+":15012", "hint: the agent reaches istiod there")
+		if got := vm.MustExec(t, "dpkg -s istio-sidecar >/dev/null 2>&1 && echo installed || echo absent; ls /etc/certs 2>&1 | head -1"); !strings.HasPrefix(got, "absent\n") {
+			t.Errorf("the VM changed after a failed preflight: %q", got)
+		}
 	})
 }
 
@@ -339,6 +348,15 @@ func (s *stack) startIstiodWhenInstalled(ctx context.Context, dir string) error 
 	return nil
 }
 
+// agentFails onboards a fresh VM (onboardAnotherVM) and expects the verdict to
+// be the agent's failure.
+func (s *stack) agentFails(t *testing.T, replace map[string][]byte) string {
+	t.Helper()
+	out, _ := s.onboardAnotherVM(t, replace)
+	expect(t, out, "✗ Confirm the agent got its certificate: the agent failed:")
+	return out
+}
+
 // rotateCA does what reinstalling istiod with a new self-signed CA does: istiod
 // stops, its CA secret goes, and istiod starts again with a new CA and writes the
 // new root into every namespace.
@@ -374,8 +392,8 @@ func (s *stack) rotateCA(t *testing.T) {
 }
 
 // onboardAnotherVM runs the VM half to a fresh VM with the first run's files,
-// some replaced, and returns vm2mesh's output; it must fail.
-func (s *stack) onboardAnotherVM(t *testing.T, replace map[string][]byte) string {
+// some replaced; it must fail. It returns vm2mesh's output and the VM.
+func (s *stack) onboardAnotherVM(t *testing.T, replace map[string][]byte) (string, *testvm.VM) {
 	t.Helper()
 	vm := testvm.Start(t, testvm.Options{Family: testvm.Debian, Routes: []string{s.gateway}})
 	workDir := filepath.Join(t.TempDir(), "work")
@@ -401,8 +419,7 @@ func (s *stack) onboardAnotherVM(t *testing.T, replace map[string][]byte) string
 		dumpAgent(t, vm)
 		t.Fatalf("vm2mesh apply --only vm: exit %d, want 1", code)
 	}
-	expect(t, out, "✗ Confirm the agent got its certificate: the agent failed:")
-	return out
+	return out, vm
 }
 
 // mintToken asks the API server for a token of the VM's service account with
