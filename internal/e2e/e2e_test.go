@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/vm2mesh/vm2mesh/internal/testcluster"
 	"github.com/vm2mesh/vm2mesh/internal/testvm"
+	"github.com/vm2mesh/vm2mesh/vmconfig"
 )
 
 const (
@@ -57,6 +59,9 @@ func TestOnboardingEndToEnd(t *testing.T) {
 			t.Fatalf("exit %d", code)
 		}
 		expect(t, out, "nothing changed: all 5 steps were done already or skipped", "the agent runs and its log shows its certificate")
+	})
+	t.Run("generate matches istioctl on the real install", func(t *testing.T) {
+		s.sideBySide(t)
 	})
 	t.Run("the mesh's CA changed: run vm2mesh again", func(t *testing.T) {
 		s.rotateCA(t)
@@ -346,6 +351,49 @@ func (s *stack) startIstiodWhenInstalled(ctx context.Context, dir string) error 
 	}
 	s.istiod = is
 	return nil
+}
+
+// sideBySide runs `istioctl x workload entry configure` and `vm2mesh generate`
+// on the WorkloadGroup the onboarding wrote, against the cluster istioctl
+// installed (clusterID from the injector, the gateway's address from its
+// Service, the real root cert): the files must be the same, the token by its
+// claims (each run mints its own).
+func (s *stack) sideBySide(t *testing.T) {
+	t.Helper()
+	istioctl, err := testcluster.Istioctl.Path()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-f", filepath.Join(s.workDir, "workloadgroup.yaml"), "--autoregister", "--kubeconfig", s.cluster.Kubeconfig}
+	theirs, ours := filepath.Join(t.TempDir(), "istioctl"), filepath.Join(t.TempDir(), "vm2mesh")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if b, err := exec.CommandContext(ctx, istioctl, append([]string{"x", "workload", "entry", "configure", "-o", theirs}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("istioctl: %v\n%s", err, b)
+	}
+	if out, code := s.vm2mesh(t, ctx, append([]string{"generate", "-o", ours}, args...)...); code != 0 {
+		t.Fatalf("vm2mesh generate: exit %d\n%s", code, out)
+	}
+	for _, name := range vmconfig.FileNames {
+		a, errA := os.ReadFile(filepath.Join(theirs, name))
+		b, errB := os.ReadFile(filepath.Join(ours, name))
+		if errA != nil || errB != nil {
+			t.Fatalf("%s: %v %v", name, errA, errB)
+		}
+		if name == "istio-token" {
+			ca, _ := vmconfig.ParseTokenClaims(string(a))
+			cb, _ := vmconfig.ParseTokenClaims(string(b))
+			if ca.Subject != cb.Subject || ca.Expiry-ca.IssuedAt != cb.Expiry-cb.IssuedAt || !slices.Equal(ca.Audience, cb.Audience) {
+				t.Errorf("token claims differ: istioctl %+v, vm2mesh %+v", ca, cb)
+			}
+			continue
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs\n--- istioctl\n%s\n--- vm2mesh\n%s", name, a, b)
+		}
+	}
+	hosts, _ := os.ReadFile(filepath.Join(ours, "hosts"))
+	t.Logf("istioctl and vm2mesh wrote the same cluster.env, mesh.yaml, root-cert.pem and hosts (%s), and tokens with the same claims", strings.TrimSpace(string(hosts)))
 }
 
 // agentFails onboards a fresh VM (onboardAnotherVM) and expects the verdict to
