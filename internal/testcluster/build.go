@@ -118,7 +118,27 @@ func (t Tool) Path() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("building %s %s: %v\n%s", t.Name, t.Version, err, LastLines(string(out), 30))
 	}
-	return bin, os.Rename(tmp, bin)
+	if err := os.Rename(tmp, bin); err != nil {
+		return "", err
+	}
+	PruneCache(t.Name+"-", filepath.Base(bin))
+	return bin, nil
+}
+
+// PruneCache removes what a new build replaced: the cache's entries named
+// prefix+something other than keep (older versions, ~100 MB to 1 GB each). A
+// checkout still on an older pin builds it again.
+func PruneCache(prefix, keep string) {
+	entries, err := os.ReadDir(CacheDir())
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, prefix) && name != keep && !strings.HasSuffix(name, ".tmp") {
+			_ = os.RemoveAll(filepath.Join(CacheDir(), name))
+		}
+	}
 }
 
 // LastLines is the end of a log, for error messages.

@@ -28,3 +28,22 @@ func TestToolVersionsMatchTheirModules(t *testing.T) {
 		}
 	}
 }
+
+func TestPruneCacheKeepsTheCurrentBuildAndOthersTools(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("VM2MESH_TOOLS_CACHE", dir)
+	for _, name := range []string{"kwok-v0.7.0", "kwok-v0.8.0", "kwok-v0.9.0.tmp", "kube-apiserver-v1.33.0", ".kwok.lock"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	PruneCache("kwok-", "kwok-v0.8.0")
+	entries, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if got, want := strings.Join(left, " "), ".kwok.lock kube-apiserver-v1.33.0 kwok-v0.8.0 kwok-v0.9.0.tmp"; got != want {
+		t.Errorf("left %q, want %q", got, want)
+	}
+}

@@ -110,7 +110,11 @@ func BuildImage() (*Image, error) {
 	if out, err := exec.Command("chroot", img.Root, "sh", "-c", userSetup).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("setting up the image's users: %v\n%s", err, out)
 	}
-	return img, os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644); err != nil {
+		return nil, err
+	}
+	testcluster.PruneCache("vm-image-", filepath.Base(dir))
+	return img, nil
 }
 
 // mirror is the Debian mirror the machine's apt uses.
