@@ -75,6 +75,7 @@ func (VMStart) Run(ctx context.Context, env *Env, out *Output) error {
 		return WithHint(err, "see journalctl -u istio (or /var/log/istio/istio.err.log) on the VM")
 	}
 	env.agentStarted = true
+	out.Logf("the agent's iptables rules can cut SSH sessions to the VM opened before them (where the VM tracked no connections yet); if yours stalls, open a new one")
 	if env.Facts.Systemd {
 		out.Summary("started with systemd (systemctl enable --now istio: it starts at boot too)")
 	} else {
