@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/vm2mesh/vm2mesh/internal/testcluster"
-	"github.com/vm2mesh/vm2mesh/vmconfig"
 )
 
 // TestGenerateMatchesTheRealIstioctl runs `istioctl x workload entry configure`
@@ -57,22 +56,5 @@ spec:
 	if r = run(t, nil, append([]string{"generate", "-o", ours}, args...)...); r.code != 0 {
 		t.Fatalf("vm2mesh: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, name := range vmconfig.FileNames {
-		a, errA := os.ReadFile(filepath.Join(theirs, name))
-		b, errB := os.ReadFile(filepath.Join(ours, name))
-		if errA != nil || errB != nil {
-			t.Fatalf("%s: %v %v", name, errA, errB)
-		}
-		if name == "istio-token" {
-			ca, _ := vmconfig.ParseTokenClaims(string(a))
-			cb, _ := vmconfig.ParseTokenClaims(string(b))
-			if ca.Subject != cb.Subject || ca.Expiry-ca.IssuedAt != cb.Expiry-cb.IssuedAt || len(ca.Audience) != 1 || ca.Audience[0] != cb.Audience[0] {
-				t.Errorf("token claims differ: istioctl %+v, vm2mesh %+v", ca, cb)
-			}
-			continue
-		}
-		if string(a) != string(b) {
-			t.Errorf("%s differs\n--- istioctl\n%s\n--- vm2mesh\n%s", name, a, b)
-		}
-	}
+	testcluster.SameVMFiles(t, theirs, ours)
 }

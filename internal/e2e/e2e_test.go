@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/vm2mesh/vm2mesh/internal/testcluster"
 	"github.com/vm2mesh/vm2mesh/internal/testvm"
-	"github.com/vm2mesh/vm2mesh/vmconfig"
 )
 
 const (
@@ -374,24 +372,7 @@ func (s *stack) sideBySide(t *testing.T) {
 	if out, code := s.vm2mesh(t, ctx, append([]string{"generate", "-o", ours}, args...)...); code != 0 {
 		t.Fatalf("vm2mesh generate: exit %d\n%s", code, out)
 	}
-	for _, name := range vmconfig.FileNames {
-		a, errA := os.ReadFile(filepath.Join(theirs, name))
-		b, errB := os.ReadFile(filepath.Join(ours, name))
-		if errA != nil || errB != nil {
-			t.Fatalf("%s: %v %v", name, errA, errB)
-		}
-		if name == "istio-token" {
-			ca, _ := vmconfig.ParseTokenClaims(string(a))
-			cb, _ := vmconfig.ParseTokenClaims(string(b))
-			if ca.Subject != cb.Subject || ca.Expiry-ca.IssuedAt != cb.Expiry-cb.IssuedAt || !slices.Equal(ca.Audience, cb.Audience) {
-				t.Errorf("token claims differ: istioctl %+v, vm2mesh %+v", ca, cb)
-			}
-			continue
-		}
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s differs\n--- istioctl\n%s\n--- vm2mesh\n%s", name, a, b)
-		}
-	}
+	testcluster.SameVMFiles(t, theirs, ours)
 	hosts, _ := os.ReadFile(filepath.Join(ours, "hosts"))
 	t.Logf("istioctl and vm2mesh wrote the same cluster.env, mesh.yaml, root-cert.pem and hosts (%s), and tokens with the same claims", strings.TrimSpace(string(hosts)))
 }

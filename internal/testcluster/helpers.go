@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -22,6 +23,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/vm2mesh/vm2mesh/vmconfig"
 )
 
 // Kube is a typed client for test set-up.
@@ -242,4 +245,29 @@ func (c *Cluster) SetLoadBalancerIngress(ns, name string, ingress []corev1.LoadB
 	svc.Status.LoadBalancer.Ingress = ingress
 	_, err = k.CoreV1().Services(ns).UpdateStatus(ctx, svc, metav1.UpdateOptions{})
 	return err
+}
+
+// SameVMFiles checks that istioctl (in dir theirs) and vm2mesh (in dir ours)
+// generated the same five files: byte for byte, the token by its claims (each
+// run mints its own): subject, lifetime, and one and the same audience.
+func SameVMFiles(t testing.TB, theirs, ours string) {
+	t.Helper()
+	for _, name := range vmconfig.FileNames {
+		a, errA := os.ReadFile(filepath.Join(theirs, name))
+		b, errB := os.ReadFile(filepath.Join(ours, name))
+		if errA != nil || errB != nil {
+			t.Fatalf("%s: %v %v", name, errA, errB)
+		}
+		if name == "istio-token" {
+			ca, _ := vmconfig.ParseTokenClaims(string(a))
+			cb, _ := vmconfig.ParseTokenClaims(string(b))
+			if ca.Subject != cb.Subject || ca.Expiry-ca.IssuedAt != cb.Expiry-cb.IssuedAt || len(ca.Audience) != 1 || !slices.Equal(ca.Audience, cb.Audience) {
+				t.Errorf("token claims differ: istioctl %+v, vm2mesh %+v", ca, cb)
+			}
+			continue
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs\n--- istioctl\n%s\n--- vm2mesh\n%s", name, a, b)
+		}
+	}
 }
