@@ -150,19 +150,25 @@ func LastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// ModuleDir is where a module a scratch module requires lies in the module
-// cache. It runs offline: building the scratch module's tools downloaded it.
+// ModuleDir is where module lies in the module cache, as the go.mod of
+// hack/tools/<scratch> requires it ("" for vm2mesh's own go.mod). For a scratch
+// module it runs offline: building its tools downloaded what it requires.
 func ModuleDir(scratch, module string) (string, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err
 	}
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module)
-	cmd.Dir = filepath.Join(root, "hack", "tools", scratch)
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
+	cmd.Dir = root
+	where := ""
+	if scratch != "" {
+		cmd.Dir = filepath.Join(root, "hack", "tools", scratch)
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
+		where = fmt.Sprintf(" (the harness's build of hack/tools/%s downloads it)", scratch)
+	}
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("locating %s (the harness's build of hack/tools/%s downloads it): %w", module, scratch, err)
+		return "", fmt.Errorf("locating %s%s: %w", module, where, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -34,15 +32,9 @@ func Main(m *testing.M, into **Cluster) int {
 
 // IstioCRDs is the path of Istio's own CRDs, shipped in the istio.io/api module.
 func IstioCRDs() (string, error) {
-	root, err := RepoRoot()
+	dir, err := ModuleDir("", "istio.io/api")
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api")
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("locating istio.io/api: %w", err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml"), nil
+	return filepath.Join(dir, "kubernetes", "customresourcedefinitions.gen.yaml"), nil
 }
