@@ -18,6 +18,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/vm2mesh/vm2mesh/internal/testcluster"
@@ -294,16 +295,13 @@ func (s *stack) playLoadBalancer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for {
-		if _, err := kube.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{}); err == nil {
-			return s.cluster.SetLoadBalancerIngress("istio-system", "istio-eastwestgateway", []corev1.LoadBalancerIngress{{IP: s.gateway}})
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the east-west gateway's Service never appeared: %w", ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
+	if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		_, err := kube.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		return fmt.Errorf("the east-west gateway's Service never appeared: %w", err)
 	}
+	return s.cluster.SetLoadBalancerIngress("istio-system", "istio-eastwestgateway", []corev1.LoadBalancerIngress{{IP: s.gateway}})
 }
 
 // startIstiodWhenInstalled starts the real istiod once `istioctl install` has
@@ -314,29 +312,21 @@ func (s *stack) startIstiodWhenInstalled(ctx context.Context, dir string) error 
 	if err != nil {
 		return err
 	}
-	for {
-		if _, err := kube.CoreV1().ConfigMaps("istio-system").Get(ctx, "istio", metav1.GetOptions{}); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("istioctl install never wrote the istio ConfigMap: %w", ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
+	if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		_, err := kube.CoreV1().ConfigMaps("istio-system").Get(ctx, "istio", metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		return fmt.Errorf("istioctl install never wrote the istio ConfigMap: %w", err)
 	}
 	// istiod runs as the Deployment istioctl made says (kwok runs only its pod
 	// object): CLUSTER_ID above all, which the CA checks the agent's claim against.
 	var env []string
-	for {
-		env, err = s.cluster.IstiodDeploymentEnv(ctx, "istio-system", "istiod")
-		if err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("reading istiod's Deployment: %w", err)
-		case <-time.After(200 * time.Millisecond):
-		}
+	var envErr error
+	if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		env, envErr = s.cluster.IstiodDeploymentEnv(ctx, "istio-system", "istiod")
+		return envErr == nil, nil
+	}); err != nil {
+		return fmt.Errorf("reading istiod's Deployment: %w", envErr)
 	}
 	bin, err := testcluster.PilotDiscovery.Path()
 	if err != nil {
@@ -411,11 +401,10 @@ func (s *stack) rotateCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.istiod = is
-	for rootNow() == old {
-		if ctx.Err() != nil {
-			t.Fatal("the restarted istiod did not write a new root cert")
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
+		return rootNow() != old, nil
+	}); err != nil {
+		t.Fatal("the restarted istiod did not write a new root cert")
 	}
 	t.Logf("istiod restarted with a new CA; istio-ca-root-cert in %s changed", vmNamespace)
 }

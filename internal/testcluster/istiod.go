@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -76,18 +78,26 @@ func (c *Cluster) RunIstiod(o IstiodOptions) (*Istiod, error) {
 	}
 	is := &Istiod{SecureGRPC: secure, Log: log, cmd: cmd, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); f.Close(); close(is.exited) }()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if conn, err := net.DialTimeout("tcp", is.SecureGRPC, time.Second); err == nil {
-			conn.Close()
-			return is, nil
-		}
+	errExited := errors.New("istiod exited")
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		select {
 		case <-is.exited:
-			out, _ := os.ReadFile(log)
-			return nil, fmt.Errorf("istiod exited:\n%s", LastLines(string(out), 30))
-		case <-time.After(200 * time.Millisecond):
+			return false, errExited
+		default:
 		}
+		conn, err := net.DialTimeout("tcp", is.SecureGRPC, time.Second)
+		if err != nil {
+			return false, nil
+		}
+		conn.Close()
+		return true, nil
+	})
+	if err == nil {
+		return is, nil
+	}
+	if errors.Is(err, errExited) {
+		out, _ := os.ReadFile(log)
+		return nil, fmt.Errorf("istiod exited:\n%s", LastLines(string(out), 30))
 	}
 	is.Stop()
 	out, _ := os.ReadFile(log)
