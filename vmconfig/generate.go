@@ -108,14 +108,14 @@ func Generate(ctx context.Context, c *k8s.Client, wg *WorkloadGroup, o Options) 
 	if cm == nil {
 		return nil, fmt.Errorf("configmap %s was not found in namespace %s: is Istio (revision %q) installed?", meshCM, o.IstioNamespace, o.Revision)
 	}
-	f := &Files{GatewaySource: "--ingressIP"}
-	if !ingressIsAnAddress {
-		f.GatewaySource = ""
-		if addrErr == nil {
-			ingressIP, f.GatewaySource = addr.IP, addr.Source
-		} else {
-			f.Warnings = append(f.Warnings, addrErr.Error())
-		}
+	f := &Files{}
+	switch {
+	case ingressIsAnAddress:
+		f.GatewaySource = "--ingressIP"
+	case addrErr == nil:
+		ingressIP, f.GatewaySource = addr.IP, addr.Source
+	default:
+		f.Warnings = append(f.Warnings, addrErr.Error())
 	}
 	r, err := Render(Inputs{
 		Group:          wg,
