@@ -63,8 +63,14 @@ type VM struct {
 	Package            string `yaml:"package" json:"package"`       // local istio-sidecar.rpm or .deb
 	PackageURL         string `yaml:"packageURL" json:"packageURL"` // downloaded on the VM instead; a URL ending in / gets the file name for the VM
 	PackageSHA256      string `yaml:"packageSHA256" json:"packageSHA256"`
-	InternalIP         string `yaml:"internalIP" json:"internalIP"` // ISTIO_SVC_IP when the VM has several addresses
-	AgentWait          int    `yaml:"agentWait" json:"agentWait"`   // seconds to wait for the agent's certificate (default 90)
+	// AllowInsecurePackageURL lets packageURL be http:// (the package is then
+	// only as safe as the network between the VM and the server).
+	AllowInsecurePackageURL bool `yaml:"allowInsecurePackageURL" json:"allowInsecurePackageURL"`
+	// AllowUnverifiedPackage installs a downloaded package that has neither
+	// packageSHA256 nor a .sha256 published beside it.
+	AllowUnverifiedPackage bool   `yaml:"allowUnverifiedPackage" json:"allowUnverifiedPackage"`
+	InternalIP             string `yaml:"internalIP" json:"internalIP"` // ISTIO_SVC_IP when the VM has several addresses
+	AgentWait              int    `yaml:"agentWait" json:"agentWait"`   // seconds to wait for the agent's certificate (default 90)
 }
 
 // Halves of the procedure, for --only.
