@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -23,8 +24,12 @@ type Options struct {
 	HostKeys     HostKeyPolicy
 	// Passphrase is asked for an encrypted identity file; nil skips such keys.
 	Passphrase func(file string) (string, error)
-	// Password is asked when keys do not get us in; nil: no password auth.
+	// Password is asked, at most once a Dial, when keys do not get us in to the
+	// VM; nil: no password auth. Jump hosts never get it: keys only.
 	Password func(user, host string) (string, error)
+	// Question is asked what the VM's keyboard-interactive login wants besides
+	// the password (a one-time code, say); nil fails such a login.
+	Question func(user, host, instruction, question string, echo bool) (string, error)
 	// Timeout bounds connecting and the handshake of each hop (default 20s).
 	Timeout time.Duration
 }
@@ -59,10 +64,11 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	var prev *ssh.Client
 	hops := append(jumps, target)
 	for i, hop := range hops {
-		next, err := dialHop(ctx, prev, hop, keys, o)
+		jump := i < len(hops)-1
+		next, err := dialHop(ctx, prev, hop, jump, keys, o)
 		if err != nil {
 			c.Close()
-			if i < len(hops)-1 {
+			if jump {
 				return nil, fmt.Errorf("jump host %s: %w", hop, err)
 			}
 			return nil, err
@@ -76,7 +82,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	return c, nil
 }
 
-func dialHop(ctx context.Context, via *ssh.Client, hop Hop, keys *hostKeys, o Options) (*ssh.Client, error) {
+func dialHop(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *hostKeys, o Options) (*ssh.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var conn net.Conn
@@ -98,7 +104,7 @@ func dialHop(ctx context.Context, via *ssh.Client, hop Hop, keys *hostKeys, o Op
 	defer stop()
 	cfg := &ssh.ClientConfig{
 		User:              hop.User,
-		Auth:              authMethods(hop, o),
+		Auth:              authMethods(hop, jump, o),
 		HostKeyCallback:   keys.callback,
 		HostKeyAlgorithms: keys.algorithms(hop.Addr()),
 		Timeout:           o.Timeout,
@@ -106,26 +112,31 @@ func dialHop(ctx context.Context, via *ssh.Client, hop Hop, keys *hostKeys, o Op
 	c, chans, reqs, err := ssh.NewClientConn(conn, hop.Addr(), cfg)
 	if err != nil {
 		conn.Close()
-		return nil, explainHandshake(hop, err)
+		return nil, explainHandshake(hop, jump, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
-func explainHandshake(hop Hop, err error) error {
+func explainHandshake(hop Hop, jump bool, err error) error {
 	var unknown *UnknownHostError
 	var changed *HostKeyChangedError
 	var mismatch *FingerprintMismatchError
-	if errors.As(err, &unknown) || errors.As(err, &changed) || errors.As(err, &mismatch) {
+	var unanswered *UnansweredError
+	if errors.As(err, &unknown) || errors.As(err, &changed) || errors.As(err, &mismatch) || errors.As(err, &unanswered) {
 		return err
 	}
 	if strings.Contains(err.Error(), "unable to authenticate") {
+		if jump {
+			// Dial names the jump host.
+			return fmt.Errorf("refused our keys (%v): give it a key by IdentityFile in ssh_config or the ssh-agent; vm2mesh never sends a jump host the VM's password", err)
+		}
 		return fmt.Errorf("%s refused our credentials (%v): check vm.user, vm.identityFile or the ssh-agent, or the password", hop, err)
 	}
 	return fmt.Errorf("ssh handshake with %s: %w", hop, err)
 }
 
-func authMethods(hop Hop, o Options) []ssh.AuthMethod {
+func authMethods(hop Hop, jump bool, o Options) []ssh.AuthMethod {
 	var methods []ssh.AuthMethod
 	var signers []ssh.Signer
 	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" && len(hop.IdentityFiles) == 0 {
@@ -147,22 +158,54 @@ func authMethods(hop Hop, o Options) []ssh.AuthMethod {
 	if len(signers) > 0 {
 		methods = append(methods, ssh.PublicKeys(signers...))
 	}
+	// The password is the VM's: a jump host offered it could keep it.
+	if jump {
+		return methods
+	}
+	var password func() (string, error)
 	if o.Password != nil {
-		ask := func() (string, error) { return o.Password(hop.User, hop.HostName) }
-		methods = append(methods, ssh.RetryableAuthMethod(ssh.PasswordCallback(ask), 1),
-			ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
-				answers := make([]string, len(questions))
-				for i := range questions {
-					pw, err := ask()
-					if err != nil {
-						return nil, err
-					}
-					answers[i] = pw
+		// Once: the password and keyboard-interactive methods share the answer.
+		password = sync.OnceValues(func() (string, error) { return o.Password(hop.User, hop.HostName) })
+		methods = append(methods, ssh.RetryableAuthMethod(ssh.PasswordCallback(password), 1))
+	}
+	if o.Password != nil || o.Question != nil {
+		methods = append(methods, ssh.KeyboardInteractive(func(_, instruction string, questions []string, echos []bool) ([]string, error) {
+			answers := make([]string, len(questions))
+			for i, q := range questions {
+				var err error
+				switch {
+				case password != nil && isPasswordPrompt(q, echos[i]):
+					answers[i], err = password()
+				case o.Question != nil:
+					answers[i], err = o.Question(hop.User, hop.HostName, instruction, q, echos[i])
+				default:
+					err = &UnansweredError{Host: hop.String(), Question: q}
 				}
-				return answers, nil
-			}))
+				if err != nil {
+					return nil, err
+				}
+			}
+			return answers, nil
+		}))
 	}
 	return methods
+}
+
+// isPasswordPrompt: only a hidden question about the password gets the password,
+// never a one-time code or anything else the server thinks up.
+func isPasswordPrompt(question string, echo bool) bool {
+	return !echo && strings.Contains(strings.ToLower(question), "password")
+}
+
+// UnansweredError: the VM's login asked something that only the operator can
+// answer, and there was no one to ask.
+type UnansweredError struct {
+	Host, Question string
+}
+
+func (e *UnansweredError) Error() string {
+	return fmt.Sprintf("%s asks %q, which vm2mesh cannot answer headless: log in to the VM with a key instead (vm.identityFile or the ssh-agent)",
+		e.Host, strings.TrimSpace(e.Question))
 }
 
 func loadKey(path string, passphrase func(string) (string, error)) (ssh.Signer, error) {
