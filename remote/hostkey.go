@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/skeema/knownhosts"
@@ -56,7 +57,18 @@ func (e *HostKeyChangedError) Error() string {
 IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!
 The %s host key for %s has changed; it is now %s.
 vm2mesh refuses to connect. If the VM was reinstalled, remove its old key from
-%s (ssh-keygen -R %s) and run again.`, e.KeyType, e.Host, e.Fingerprint, e.KnownHosts, e.Host)
+%s (%s) and run again.`, e.KeyType, e.Host, e.Fingerprint, e.KnownHosts, forgetCommand(e.Host))
+}
+
+// forgetCommand removes addr's key from known_hosts. ssh-keygen -R matches the
+// name as written there, host on port 22 and [host]:port otherwise; the brackets
+// are quoted so a shell does not glob them.
+func forgetCommand(addr string) string {
+	name := knownhosts.Normalize(addr)
+	if strings.ContainsAny(name, "[]") {
+		name = "'" + name + "'"
+	}
+	return "ssh-keygen -R " + name
 }
 
 // FingerprintMismatchError: the host's key is not the pinned one.
