@@ -42,6 +42,10 @@ type Client struct {
 	opts   Options
 	root   rootMode
 	sudoPW string
+	// The connection's private directory on the VM (private.go).
+	dirMu   sync.Mutex
+	dir     string
+	cleaned []string
 }
 
 // Dial connects to the VM through any ProxyJump hosts, verifying every host key.

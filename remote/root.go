@@ -75,13 +75,36 @@ func (c *Client) Root(ctx context.Context, ask func() (string, error)) error {
 }
 
 // wrap turns a command into what runs on the VM: in a session of its own whose
-// leader notes its PID (so a cancel can end it and all its children), as root
-// when asked, with sudo's password first on stdin when needed.
-func (c *Client) wrap(cmd Cmd, id string) (string, io.Reader, error) {
-	f := pidFile(id)
+// leader notes its PID in dir (so a cancel can end it and all its children), as
+// root or as cmd.As when asked, with sudo's password first on stdin when needed.
+func (c *Client) wrap(cmd Cmd, dir, id string) (string, io.Reader, error) {
+	f := Quote(pidFile(dir, id))
 	script := `echo $$ >` + f + `; eval "$1"; rc=$?; rm -f ` + f + `; exit $rc`
+	if cmd.As != "" {
+		cmd.Line, cmd.Root = asUser(cmd.As, cmd.Line), true
+	}
 	cmd.Line = "setsid -w sh -c " + Quote(script) + " vm2mesh-" + id + " " + Quote(cmd.Line)
 	return c.wrapPlain(cmd)
+}
+
+// ExitNoUser is the exit code of a command run As a user the VM does not have.
+const ExitNoUser = 125
+
+// AsUserFunc defines the shell function as_user, which runs its arguments as
+// user, from root: setpriv where util-linux has it (no PAM, no login shell),
+// runuser otherwise; supplementary groups are dropped. A user the VM lacks is
+// exit code ExitNoUser.
+func AsUserFunc(user string) string {
+	return fmt.Sprintf(`as_user() {
+	id -u %[1]s >/dev/null 2>&1 || { echo "the VM has no user "%[1]s >&2; return %[2]d; }
+	if command -v setpriv >/dev/null 2>&1; then setpriv --reuid="$(id -u %[1]s)" --regid="$(id -g %[1]s)" --clear-groups -- "$@"
+	else runuser -u %[1]s -- "$@"; fi
+}`, Quote(user), ExitNoUser)
+}
+
+// asUser runs line as user, from root.
+func asUser(user, line string) string {
+	return AsUserFunc(user) + "\nas_user sh -c " + Quote(line)
 }
 
 // wrapPlain adds only what becoming root needs.
@@ -95,10 +118,15 @@ func (c *Client) wrapPlain(cmd Cmd) (string, io.Reader, error) {
 	case rootSudo:
 		return "sudo -n -- sh -c " + Quote(cmd.Line), cmd.Stdin, nil
 	case rootSudoPass:
+		// -k: sudo asks for the password every time, so it always reads the line
+		// we send, one byte at a time up to the newline, and the command gets only
+		// what follows. Without it a cached credential (timestamp_type=global
+		// shares one across sessions) lets the command read the password.
+		pw := strings.NewReader(c.sudoPW + "\n")
 		if cmd.Stdin != nil {
-			return "", nil, errors.New("a command run through sudo with a password cannot read stdin")
+			return "sudo -k -S -p '' -- sh -c " + Quote(cmd.Line), io.MultiReader(pw, cmd.Stdin), nil
 		}
-		return "sudo -S -p '' -- sh -c " + Quote(cmd.Line), strings.NewReader(c.sudoPW + "\n"), nil
+		return "sudo -k -S -p '' -- sh -c " + Quote(cmd.Line), pw, nil
 	}
 	return "", nil, errors.New("root access was not set up: call Root first")
 }

@@ -39,6 +39,10 @@ type Cmd struct {
 	Stdout io.Writer // nil: kept and returned
 	Stderr io.Writer // nil: kept for the error
 	Root   bool      // run as root (directly or through sudo, as Root found)
+	// As runs the command as this (less-privileged) user, by way of root: what
+	// root reads or writes in a directory that user owns, it does as that user,
+	// so a link planted there cannot point root at another file.
+	As string
 	// Display is how the command is shown in errors when Line holds what must not
 	// be shown.
 	Display string
@@ -64,7 +68,11 @@ func (c *Client) Exec(ctx context.Context, cmd Cmd) (string, error) {
 		defer cancel()
 	}
 	id := newID()
-	line, stdin, err := c.wrap(cmd, id)
+	dir, err := c.privateDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	line, stdin, err := c.wrap(cmd, dir, id)
 	if err != nil {
 		return "", err
 	}
@@ -95,7 +103,7 @@ func (c *Client) Exec(ctx context.Context, cmd Cmd) (string, error) {
 		// sshd does not end a command when its channel closes, and not every sshd
 		// honours signal requests: kill the command's process group from a
 		// session of our own.
-		c.kill(cmd.Root, id)
+		c.kill(cmd.Root || cmd.As != "", dir, id)
 		sess.Close()
 		select {
 		case <-done:
@@ -105,7 +113,7 @@ func (c *Client) Exec(ctx context.Context, cmd Cmd) (string, error) {
 	}
 	var exit *ssh.ExitError
 	if errors.As(err, &exit) {
-		return stdout.String(), &ExitError{Cmd: display(cmd), Code: exit.ExitStatus(), Stderr: lastLines(stderr.String(), 10)}
+		return stdout.String(), &ExitError{Cmd: display(cmd), Code: exit.ExitStatus(), Stderr: CleanText(lastLines(stderr.String(), 10))}
 	}
 	if err != nil {
 		return stdout.String(), fmt.Errorf("%s: %w", display(cmd), err)
@@ -113,14 +121,16 @@ func (c *Client) Exec(ctx context.Context, cmd Cmd) (string, error) {
 	return stdout.String(), nil
 }
 
-// pidFile is where a command's wrapper notes its process group.
-func pidFile(id string) string { return "/tmp/.vm2mesh-" + id + ".pid" }
+// pidFile is where a command's wrapper notes its process group: in the
+// connection's private directory, not in /tmp, where anyone could plant a link
+// by that name for root to write through.
+func pidFile(dir, id string) string { return dir + "/." + id + ".pid" }
 
 // kill ends the process group of the command with this id, TERM then KILL.
-func (c *Client) kill(root bool, id string) {
+func (c *Client) kill(root bool, dir, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	f := pidFile(id)
+	f := Quote(pidFile(dir, id))
 	line := fmt.Sprintf(`p=$(cat %[1]s 2>/dev/null) || exit 0; kill -s TERM -- "-$p" 2>/dev/null; sleep 1; kill -s KILL -- "-$p" 2>/dev/null; rm -f %[1]s; true`, f)
 	l, stdin, err := c.wrapPlain(Cmd{Line: line, Root: root})
 	if err != nil {

@@ -22,12 +22,14 @@ type Line struct {
 	Text string
 }
 
-// Tail follows files on the VM as root and hands each new line to onLine until
-// onLine says stop, ctx ends or max passes (then it returns nil: the caller
-// decides what silence means). The remote side runs under `timeout`, which ends
-// its whole process group, so nothing keeps running on the VM if the connection
-// is lost.
-func (c *Client) Tail(parent context.Context, files []TailFile, max time.Duration, onLine func(Line) (stop bool)) error {
+// Tail follows files on the VM as user as (root when empty) and hands each new
+// line, cleaned of escape sequences, to onLine until onLine says stop, ctx ends
+// or max passes (then it returns nil: the caller decides what silence means).
+// Files in a directory a less-privileged user owns are to be followed as that
+// user: as root, a link planted there would show root's files. The remote side
+// runs under `timeout`, which ends its whole process group, so nothing keeps
+// running on the VM if the connection is lost.
+func (c *Client) Tail(parent context.Context, as string, files []TailFile, max time.Duration, onLine func(Line) (stop bool)) error {
 	ctx, cancel := context.WithTimeout(parent, max+10*time.Second)
 	defer cancel()
 	secs := int(max / time.Second)
@@ -44,7 +46,7 @@ func (c *Client) Tail(parent context.Context, files []TailFile, max time.Duratio
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Exec(ctx, Cmd{Line: line, Root: true, Stdout: pw, Stderr: io.Discard})
+		_, err := c.Exec(ctx, Cmd{Line: line, Root: true, As: as, Stdout: pw, Stderr: io.Discard})
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -53,7 +55,7 @@ func (c *Client) Tail(parent context.Context, files []TailFile, max time.Duratio
 	stopped := false
 	for sc.Scan() {
 		file, text, _ := strings.Cut(sc.Text(), "\t")
-		if onLine(Line{File: file, Text: text}) {
+		if onLine(Line{File: file, Text: CleanText(text)}) {
 			stopped = true
 			break
 		}

@@ -154,7 +154,7 @@ func TestTailFollowsFromAnOffsetAndStops(t *testing.T) {
 		vm.MustExec(t, "echo 'first new' >> /var/log/istio/istio.log; sleep 0.3; echo 'to stderr' >> /var/log/istio/istio.err.log; sleep 0.8; echo 'the verdict' >> /var/log/istio/istio.log")
 	}()
 	var got []string
-	err := c.Tail(ctx, []remote.TailFile{{Path: "/var/log/istio/istio.log", Offset: 9}, {Path: "/var/log/istio/istio.err.log"}}, 20*time.Second,
+	err := c.Tail(ctx, "", []remote.TailFile{{Path: "/var/log/istio/istio.log", Offset: 9}, {Path: "/var/log/istio/istio.err.log"}}, 20*time.Second,
 		func(l remote.Line) bool {
 			got = append(got, filepath.Base(l.File)+": "+l.Text)
 			return l.Text == "the verdict"
@@ -172,7 +172,7 @@ func TestTailFollowsFromAnOffsetAndStops(t *testing.T) {
 	}
 	// Silence until max is not an error: the caller judges it.
 	start := time.Now()
-	if err := c.Tail(ctx, []remote.TailFile{{Path: "/var/log/istio/none.log"}}, 2*time.Second, func(remote.Line) bool { return false }); err != nil {
+	if err := c.Tail(ctx, "", []remote.TailFile{{Path: "/var/log/istio/none.log"}}, 2*time.Second, func(remote.Line) bool { return false }); err != nil {
 		t.Errorf("silent tail: %v", err)
 	}
 	if time.Since(start) > 10*time.Second {

@@ -14,19 +14,6 @@ import (
 	"github.com/pkg/sftp"
 )
 
-// TempDir makes a private (0700) directory on the VM for uploads.
-func (c *Client) TempDir(ctx context.Context) (string, error) {
-	out, err := c.Run(ctx, "mktemp -d /tmp/vm2mesh.XXXXXXXX")
-	if err != nil {
-		return "", err
-	}
-	dir := strings.TrimSpace(out)
-	if _, err := c.Run(ctx, "chmod 700 "+Quote(dir)); err != nil {
-		return "", err
-	}
-	return dir, nil
-}
-
 // FileSHA256 hashes a local file.
 func FileSHA256(p string) (string, int64, error) {
 	f, err := os.Open(p)
@@ -163,5 +150,5 @@ func (c *Client) Reconnect(ctx context.Context) error {
 	}
 	c.Close()
 	c.ssh, c.chain = fresh.ssh, fresh.chain
-	return nil
+	return c.retakeDir(ctx)
 }
