@@ -25,7 +25,10 @@ const (
 // the root cert being placed does not verify (another CA's, or expired). Left in
 // place, the agent would present it and istiod would refuse the connection.
 func staleAgentCert(ctx context.Context, env *Env) (bool, string, error) {
-	chain, err := env.VM.RunRoot(ctx, "cat "+agentCertPath+" 2>/dev/null; true")
+	chain, err := env.asAgent(ctx, "cat "+agentCertPath+" 2>/dev/null; true")
+	if noAgentUser(err) {
+		return false, "", nil // no package yet, so no agent and no certificate of its
+	}
 	if err != nil || strings.TrimSpace(chain) == "" {
 		return false, "", err
 	}

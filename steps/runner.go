@@ -64,7 +64,7 @@ func (r *Runner) Run(ctx context.Context) (Result, error) {
 				err = fmt.Errorf("interrupted: %w", ctx.Err())
 			}
 			out.send(Event{Kind: Failed, Text: err.Error(), Err: err, Hint: HintOf(err)})
-			state.Mark(st.Name(), "failed", err.Error())
+			state.Mark(st.Name(), "failed", remote.CleanText(err.Error()))
 			if serr := state.Save(); serr != nil {
 				err = errors.Join(err, serr)
 			}

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vm2mesh/vm2mesh/remote"
 )
 
 // Step is one stage of the procedure.
@@ -81,6 +83,8 @@ type Output struct {
 
 func (o *Output) send(e Event) {
 	e.Step, e.Title, e.Time = o.step.Name(), o.step.Title(), time.Now()
+	// What a step reports can quote the VM or a tool: never escape sequences.
+	e.Text, e.Hint = remote.CleanText(e.Text), remote.CleanText(e.Hint)
 	if o.emit != nil {
 		o.emit(e)
 	}

@@ -121,7 +121,7 @@ func (e *Env) readFacts(ctx context.Context) error {
 		k, v, _ := strings.Cut(line, "=")
 		switch k {
 		case "os":
-			f.OS = v
+			f.OS = remote.CleanText(v) // the VM's to say, and shown on screen
 		case "family":
 			f.Family = v
 		case "arch":

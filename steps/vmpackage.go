@@ -11,8 +11,9 @@ import (
 )
 
 // packageMarker remembers which package vm2mesh installed, so a re-run with the
-// same one skips.
-const packageMarker = "/var/lib/istio/.vm2mesh-package"
+// same one skips. It is root's (in vmStateDir): one in the agent's directories
+// could be a link that root would write through.
+const packageMarker = vmStateDir + "/package"
 
 // VMPackage installs Istio's sidecar package first: its post-install creates the
 // istio-proxy user and /etc/istio, which the files need.
@@ -95,7 +96,15 @@ func (VMPackage) Plan(env *Env) ([]Action, error) {
 	if v.Package != "" {
 		acts = append(acts, Action{Kind: Note, Title: "upload", Body: fmt.Sprintf("upload %s to %s on the VM (a private temp dir), checked by SHA-256", v.Package, file)})
 	} else {
-		acts = append(acts, Action{Kind: Command, Title: "download on the VM", Argv: []string{"curl", "-fsSL", "-o", file, packageURL(env)}})
+		acts = append(acts, Action{Kind: Command, Title: "download on the VM", Argv: curlArgv(env, file, packageURL(env))})
+		switch {
+		case v.PackageSHA256 != "":
+			acts = append(acts, Action{Kind: Note, Title: "checksum", Body: "checked against vm.packageSHA256"})
+		case v.AllowUnverifiedPackage:
+			acts = append(acts, Action{Kind: Note, Title: "checksum", Body: "checked against " + packageURL(env) + ".sha256 when it is published; installed unchecked otherwise (vm.allowUnverifiedPackage)"})
+		default:
+			acts = append(acts, Action{Kind: Note, Title: "checksum", Body: "checked against " + packageURL(env) + ".sha256, published beside it; without one the step stops"})
+		}
 	}
 	return append(acts, Action{Kind: Command, Title: "install as root", Argv: []string{"sh", "-c", installCommand(env, file)}}), nil
 }
@@ -118,21 +127,22 @@ func (VMPackage) Run(ctx context.Context, env *Env, out *Output) error {
 		}
 	} else {
 		u := packageURL(env)
-		out.Logf("downloading %s on the VM", u)
-		check := ""
-		if v.PackageSHA256 != "" {
-			check = fmt.Sprintf(" && echo %s > %s.sha256", remote.Quote(strings.ToLower(v.PackageSHA256)+"  "+file), remote.Quote(file))
-		} else {
-			check = fmt.Sprintf(" && (curl -fsSL -o %[1]s.sha256.src %[2]s.sha256 && echo \"$(cut -d' ' -f1 %[1]s.sha256.src)  %[1]s\" > %[1]s.sha256 || true)", remote.Quote(file), remote.Quote(u))
+		sum, err := downloadChecksum(ctx, env, u, out)
+		if err != nil {
+			return err
 		}
-		line := fmt.Sprintf("curl -fsSL --retry 2 -o %s %s%s && if [ -f %s.sha256 ]; then sha256sum -c %s.sha256; fi", remote.Quote(file), remote.Quote(u), check, remote.Quote(file), remote.Quote(file))
+		out.Logf("downloading %s on the VM", u)
+		line := ShellJoin(curlArgv(env, file, u))
+		if sum != "" {
+			line += fmt.Sprintf(" && echo %s | sha256sum -c -", remote.Quote(sum+"  "+file))
+		}
 		if _, err := env.VM.Run(ctx, line); err != nil {
 			return WithHint(err, "the VM could not download the package (or its checksum did not match): check vm.packageURL and the VM's access to it, or give vm.package")
 		}
 	}
 	out.Logf("installing with %s", strings.Fields(installCommand(env, file))[0])
-	res, err := env.VM.RunRoot(ctx, installCommand(env, file)+fmt.Sprintf(" && mkdir -p %s && echo %s > %s; rc=$?; rm -f %s; exit $rc",
-		path.Dir(packageMarker), remote.Quote(id), packageMarker, remote.Quote(file)))
+	res, err := env.VM.RunRoot(ctx, installCommand(env, file)+fmt.Sprintf(" && (umask 077; mkdir -p %[1]s && echo %[2]s > %[3]s.tmp && mv -f %[3]s.tmp %[3]s); rc=$?; rm -f %[4]s; exit $rc",
+		vmStateDir, remote.Quote(id), packageMarker, remote.Quote(file)))
 	if err != nil {
 		return WithHint(err, "the package manager refused the package: read its output above; its dependencies are iproute(2), iptables, sudo and hostname")
 	}
@@ -144,6 +154,56 @@ func (VMPackage) Run(ctx context.Context, env *Env, out *Output) error {
 	env.vmChanged = true
 	out.Summary("installed %s", env.Facts.PackageName())
 	return nil
+}
+
+// curlArgv downloads u to file: https only (http too with
+// vm.allowInsecurePackageURL), redirects included; "--" so that no URL is read as
+// an option.
+func curlArgv(env *Env, file, u string, extra ...string) []string {
+	proto := "=https"
+	if env.Settings.VM.AllowInsecurePackageURL {
+		proto = "=http,https"
+	}
+	argv := append([]string{"curl", "-fsSL", "--retry", "2", "--proto", proto, "--proto-redir", proto}, extra...)
+	return append(argv, "-o", file, "--", u)
+}
+
+// downloadChecksum is the SHA-256 the downloaded package must have:
+// vm.packageSHA256, else the .sha256 Istio publishes beside each package. With
+// neither, the package is not installed unless vm.allowUnverifiedPackage says so.
+func downloadChecksum(ctx context.Context, env *Env, u string, out *Output) (string, error) {
+	v := env.Settings.VM
+	if v.PackageSHA256 != "" {
+		return strings.ToLower(strings.TrimSpace(v.PackageSHA256)), nil
+	}
+	published, err := env.VM.Run(ctx, ShellJoin(curlArgv(env, "-", u+".sha256", "--max-filesize", "4096")))
+	if err == nil {
+		if sum := strings.ToLower(strings.Fields(published + " ")[0]); isSHA256(sum) {
+			return sum, nil
+		}
+		err = fmt.Errorf("it does not start with a SHA-256")
+	}
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	if v.AllowUnverifiedPackage {
+		out.Warnf("%s.sha256 is not usable (%v): installing the package unchecked, as vm.allowUnverifiedPackage says", u, oneLine(err.Error()))
+		return "", nil
+	}
+	return "", WithHint(fmt.Errorf("vm.packageURL: no checksum to check the package against: %s.sha256 is not usable (%v)", u, oneLine(err.Error())),
+		"set vm.packageSHA256 to the package's SHA-256 (Istio publishes it beside the package), or vm.allowUnverifiedPackage: true to install it unchecked")
+}
+
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
 }
 
 // vmTempDir makes (once) the private directory uploads go to.

@@ -3,9 +3,12 @@ package steps
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/vm2mesh/vm2mesh/remote"
 	"github.com/vm2mesh/vm2mesh/vmconfig"
@@ -27,7 +30,9 @@ func (VMPreflight) Check(ctx context.Context, env *Env) (Status, error) {
 	return Status{Reason: "read-only checks, every run"}, nil
 }
 
-// gatewayFromHosts reads the address the generated hosts file gives istiod.
+// gatewayFromHosts reads the address the generated hosts file gives istiod. Both
+// reach root's shell on the VM: the address must parse as an IP and the name as
+// a DNS name, whoever wrote the file.
 func gatewayFromHosts(env *Env) (ip, name string, err error) {
 	b, err := os.ReadFile(env.File("hosts"))
 	if err != nil {
@@ -38,7 +43,42 @@ func gatewayFromHosts(env *Env) (ip, name string, err error) {
 		return "", "", WithHint(fmt.Errorf("%s is empty: the cluster half found no gateway address", env.File("hosts")),
 			"set gatewayAddress in the answers file and run the cluster half again")
 	}
-	return f[0], f[1], nil
+	addr, err := netip.ParseAddr(f[0])
+	if err != nil || addr.Zone() != "" {
+		return "", "", WithHint(fmt.Errorf("%s: %q is not an IP address", env.File("hosts"), f[0]),
+			"the file is made by the cluster half: run vm2mesh apply --only cluster again (or set gatewayAddress)")
+	}
+	if len(f) != 2 || len(validation.IsDNS1123Subdomain(f[1])) > 0 {
+		return "", "", WithHint(fmt.Errorf("%s: expected one line \"<gateway IP> <istiod's name>\", not %q", env.File("hosts"), strings.TrimSpace(string(b))),
+			"the file is made by the cluster half: run vm2mesh apply --only cluster again")
+	}
+	return addr.String(), f[1], nil
+}
+
+// CheckVMFiles checks the five files in the work directory before any goes to
+// the VM: there, regular files, and what reaches root's shell parses (the hosts
+// line, cluster.env). They may have been edited since vm2mesh wrote them.
+func CheckVMFiles(env *Env) error {
+	for _, name := range vmconfig.FileNames {
+		fi, err := os.Lstat(env.File(name))
+		if err != nil {
+			return WithHint(fmt.Errorf("%s is missing", env.File(name)), "run the cluster half first: vm2mesh apply --only cluster")
+		}
+		if !fi.Mode().IsRegular() {
+			return WithHint(fmt.Errorf("%s is not a regular file (%s)", env.File(name), fi.Mode().Type()), "remove it and run the cluster half again: vm2mesh apply --only cluster")
+		}
+	}
+	if _, _, err := gatewayFromHosts(env); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(env.File("cluster.env"))
+	if err != nil {
+		return err
+	}
+	if err := vmconfig.CheckClusterEnv(data); err != nil {
+		return WithHint(fmt.Errorf("%s: %w", env.File("cluster.env"), err), "run the cluster half again to write it afresh: vm2mesh apply --only cluster")
+	}
+	return nil
 }
 
 // reachScript opens a TCP connection to the gateway's 15012 from the VM. Where
@@ -46,9 +86,10 @@ func gatewayFromHosts(env *Env) (ip, name string, err error) {
 // istio-iptables sends every other user's connections to Envoy's outbound port,
 // and the probe would test Envoy, not the path the agent itself takes.
 func reachScript(ip string) string {
-	probe := fmt.Sprintf("timeout 5 bash -c 'exec 3<>/dev/tcp/%s/15012' 2>/dev/null || timeout 5 nc -z %s 15012", ip, ip)
-	return fmt.Sprintf("if id istio-proxy >/dev/null 2>&1; then su -s /bin/sh -c %s istio-proxy; else sh -c %s; fi",
-		remote.Quote(probe), remote.Quote(probe))
+	probe := fmt.Sprintf("timeout 5 bash -c %s 2>/dev/null || timeout 5 nc -z %s 15012",
+		remote.Quote("exec 3<>/dev/tcp/"+ip+"/15012"), remote.Quote(ip))
+	return fmt.Sprintf("%s\nif id %[2]s >/dev/null 2>&1; then as_user sh -c %[3]s; else sh -c %[3]s; fi",
+		remote.AsUserFunc(agentUser), agentUser, remote.Quote(probe))
 }
 
 func (VMPreflight) Plan(env *Env) ([]Action, error) {
@@ -66,10 +107,11 @@ func (VMPreflight) Run(ctx context.Context, env *Env, out *Output) error {
 	if err := env.vmReady(); err != nil {
 		return err
 	}
-	for _, name := range vmconfig.FileNames {
-		if _, err := os.Stat(env.File(name)); err != nil {
-			return WithHint(fmt.Errorf("%s is missing", env.File(name)), "run the cluster half first: vm2mesh apply --only cluster")
-		}
+	if err := CheckVMFiles(env); err != nil {
+		return err
+	}
+	for _, d := range env.VM.Cleaned() {
+		out.Warnf("removed %s on the VM: an earlier run's upload directory, left when its connection was cut (it may have held the package and istio-token)", d)
 	}
 	f := env.Facts
 	out.Logf("%s, %s, %s, root: %s", f.OS, f.Family, f.Arch, f.Root)

@@ -62,7 +62,7 @@ func (VMStart) Plan(env *Env) ([]Action, error) {
 
 func (VMStart) Run(ctx context.Context, env *Env, out *Output) error {
 	// Where the logs end now: the verdict reads only what this start writes.
-	sizes, err := env.VM.RunRoot(ctx, "for f in "+agentLog+" "+agentErrLog+"; do stat -c %s $f 2>/dev/null || echo 0; done")
+	sizes, err := env.asAgent(ctx, "for f in "+agentLog+" "+agentErrLog+"; do stat -c %s $f 2>/dev/null || echo 0; done")
 	if err != nil {
 		return err
 	}

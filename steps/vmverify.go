@@ -27,10 +27,13 @@ func (v VMVerify) Check(ctx context.Context, env *Env) (Status, error) {
 	if _, err := env.VM.RunRoot(ctx, runningScript(env)); err != nil {
 		return Status{Reason: "the agent is not running"}, nil
 	}
-	out, err := env.VM.RunRoot(ctx, "cat "+agentLog+" 2>/dev/null; true")
+	// The log directory is the agent's: read as the agent, so that a link there
+	// cannot show root's files.
+	out, err := env.asAgent(ctx, "cat "+agentLog+" 2>/dev/null; true")
 	if err != nil {
 		return Status{}, err
 	}
+	out = remote.CleanText(out)
 	last, line := Undecided, ""
 	for _, l := range strings.Split(out, "\n") {
 		if j := Judge(l); j != Undecided {
@@ -61,7 +64,7 @@ func (VMVerify) Run(ctx context.Context, env *Env, out *Output) error {
 	files := []remote.TailFile{{Path: agentLog, Offset: env.logOffsets[0]}, {Path: agentErrLog, Offset: env.logOffsets[1]}}
 	deadline := time.Now().Add(env.agentWait())
 	for reconnects := 0; ; reconnects++ {
-		err := env.VM.Tail(ctx, files, time.Until(deadline), func(l remote.Line) bool {
+		err := env.VM.Tail(ctx, agentUser, files, time.Until(deadline), func(l remote.Line) bool {
 			for i := range files {
 				if files[i].Path == l.File {
 					files[i].Offset += int64(len(l.Text)) + 1 // resume after it if the connection drops

@@ -70,6 +70,9 @@ func Render(in Inputs) (*Rendered, error) {
 		return nil, err
 	}
 	out.MeshYAML = meshYAML
+	if err := checkEnvKeys(pc.ProxyMetadata); err != nil {
+		return nil, err
+	}
 	out.ClusterEnv = clusterEnv(in, pc)
 	if _, err := netip.ParseAddr(in.IngressIP); err == nil {
 		out.Hosts = []byte(fmt.Sprintf("%s %s\n", in.IngressIP, IstiodHost(in.IstioNamespace, in.Revision)))
