@@ -1,10 +1,24 @@
 package app_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vm2mesh/vm2mesh/remote"
 
 	"github.com/vm2mesh/vm2mesh/internal/testvm"
 )
@@ -131,4 +145,131 @@ func TestTamperedWorkDirFilesNeverReachRootsShell(t *testing.T) {
 		_ = os.WriteFile(filepath.Join(workDir, "hosts"), hosts, 0o600)
 		_ = os.WriteFile(filepath.Join(workDir, "cluster.env"), env, 0o600)
 	}
+}
+
+// httpsPackageServer serves the stand-in packages over HTTPS on the host end of
+// the VM's veth, with a certificate from a CA made here that the VM is made to
+// trust; the .sha256 files only when sums is set. /plain/ redirects to the same
+// files over plain HTTP (a second listener), as a downgrade would.
+func httpsPackageServer(t *testing.T, vm *testvm.VM, sums bool) string {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vm2mesh test package CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2),
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP(vm.HostAddr)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	vm.MustExec(t, "mkdir -p /etc/ssl/certs && printf '%s' '"+string(caPEM)+"' >> /etc/ssl/certs/ca-certificates.crt")
+
+	pkgs := standInPackages(t)
+	files := map[string]string{"/istio-sidecar.deb": pkgs.Deb, "/istio-sidecar.rpm": pkgs.RPM}
+	serve := func(w http.ResponseWriter, r *http.Request) {
+		name, sum := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/plain"), ".sha256")
+		local, ok := files[name]
+		if !ok || (sum && !sums) {
+			http.NotFound(w, r)
+			return
+		}
+		if sum {
+			s, _, _ := remote.FileSHA256(local)
+			fmt.Fprintf(w, "%s  %s\n", s, strings.TrimPrefix(name, "/"))
+			return
+		}
+		http.ServeFile(w, r, local)
+	}
+	plainL, err := net.Listen("tcp", net.JoinHostPort(vm.HostAddr, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := &http.Server{Handler: http.HandlerFunc(serve)}
+	go func() { _ = plain.Serve(plainL) }()
+	l, err := net.Listen("tcp", net.JoinHostPort(vm.HostAddr, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/plain/") {
+				http.Redirect(w, r, "http://"+plainL.Addr().String()+r.URL.Path, http.StatusFound)
+				return
+			}
+			serve(w, r)
+		}),
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}}},
+	}
+	go func() { _ = srv.ServeTLS(l, "", "") }()
+	t.Cleanup(func() { srv.Close(); plain.Close() })
+	return "https://" + l.Addr().String() + "/"
+}
+
+// vm.packageURL: https only (http only when allowInsecurePackageURL says so, a
+// redirect to http refused too), and never installed unchecked unless
+// allowUnverifiedPackage says so.
+func TestPackageURLIsHTTPSAndChecksummed(t *testing.T) {
+	testvm.Skip(t)
+	installed := func(vm *testvm.VM) bool {
+		return vm.MustExec(t, "dpkg -s istio-sidecar >/dev/null 2>&1 && echo yes || echo no") == "yes\n"
+	}
+	t.Run("published checksum", func(t *testing.T) {
+		t.Parallel()
+		vm := testvm.Start(t, testvm.Options{})
+		base := httpsPackageServer(t, vm, true)
+		path, workDir, _ := onboardingAnswers(t, vm, vmCase{user: "root"})
+		rewrite(t, path, "  package: "+standInPackages(t).Deb, "  packageURL: "+base)
+		r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm")
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		assertOnboarded(t, vm, workDir)
+	})
+	t.Run("refusals", func(t *testing.T) {
+		t.Parallel()
+		vm := testvm.Start(t, testvm.Options{})
+		base := httpsPackageServer(t, vm, false)
+		path, _, _ := onboardingAnswers(t, vm, vmCase{user: "root"})
+		orig, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			url  string
+			keys []string
+			want []string
+		}{
+			{"http" + strings.TrimPrefix(base, "https"), nil, []string{"vm.packageURL", "allowInsecurePackageURL"}},
+			{base + "plain/", []string{"  allowUnverifiedPackage: true"}, []string{"the VM could not download the package"}},
+			{base, nil, []string{"no checksum", "vm.packageSHA256", "vm.allowUnverifiedPackage: true"}},
+		} {
+			rewrite(t, path, "  package: "+standInPackages(t).Deb, strings.Join(append([]string{"  packageURL: " + tc.url}, tc.keys...), "\n"))
+			r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm")
+			for _, w := range tc.want {
+				if r.code != 1 || !strings.Contains(r.stdout+r.stderr, w) {
+					t.Errorf("%s: exit %d, want 1 and %q\n%s\n%s", tc.url, r.code, w, r.stdout, r.stderr)
+				}
+			}
+			if installed(vm) {
+				t.Fatalf("%s: installed", tc.url)
+			}
+			if err := os.WriteFile(path, orig, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Waived: installed unchecked, and said so.
+		rewrite(t, path, "  package: "+standInPackages(t).Deb, "  packageURL: "+base+"\n  allowUnverifiedPackage: true")
+		r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm")
+		if r.code != 0 || !strings.Contains(r.stdout, "installing the package unchecked") || !installed(vm) {
+			t.Errorf("waived: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+	})
 }
