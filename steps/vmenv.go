@@ -18,6 +18,9 @@ type Prompts struct {
 	Passphrase func(file string) (string, error)
 	Password   func(user, host string) (string, error)
 	Sudo       func(user, host string) (string, error)
+	// Question answers what a keyboard-interactive login asks besides the
+	// password (a one-time code); nil refuses such logins.
+	Question func(user, host, instruction, question string, echo bool) (string, error)
 }
 
 // VMFacts are what the VM is, read without changing it.
@@ -73,6 +76,7 @@ func (e *Env) ConnectVM(ctx context.Context, p Prompts) error {
 		},
 		Passphrase: p.Passphrase,
 		Password:   password,
+		Question:   p.Question,
 	})
 	if err != nil {
 		return err

@@ -45,6 +45,20 @@ func terminalPrompts(stdio IO) steps.Prompts {
 		Sudo: func(user, host string) (string, error) {
 			return secret("[sudo] password for " + user + " on " + host + ": ")
 		},
+		// The server's words are shown as it sent them, cleaned of escape
+		// sequences; the answer is echoed only when the server says so.
+		Question: func(user, host, instruction, question string, echo bool) (string, error) {
+			if instruction = remote.CleanText(strings.TrimSpace(instruction)); instruction != "" {
+				fmt.Fprintln(stdio.Out, instruction)
+			}
+			prompt := user + "@" + host + " asks: " + remote.CleanText(question)
+			if !echo {
+				return secret(prompt)
+			}
+			fmt.Fprint(stdio.Out, prompt)
+			line, err := bufio.NewReader(stdio.In).ReadString('\n')
+			return strings.TrimRight(line, "\r\n"), err
+		},
 	}
 }
 
