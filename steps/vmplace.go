@@ -143,21 +143,19 @@ P=%[2]s
 id -u "$P" >/dev/null 2>&1 || { echo "the VM has no user $P: the sidecar package makes it" >&2; exit 1; }
 S=%[3]s
 mkdir -p -m 0700 "$S" "$S/prev"; chown root:root "$S" "$S/prev"; chmod 0700 "$S" "$S/prev"
-# a directory of the agent's: made by root where root owns its parent, else by the agent
+# A directory of the agent's: made by root where root owns its parent, else by
+# the agent, which also replaces a link or file of its own in the way.
 agent_dir() {
 	if [ "$(stat -L -c %%u "$(dirname "$1")")" = 0 ]; then
 		[ -d "$1" ] || mkdir -m 0755 "$1"
 		chown -h "$P:" "$1"
 	else
-		as_user mkdir -p -m 0755 "$1"
+		as_user sh -c 'if [ -L "$1" ] || { [ -e "$1" ] && [ ! -d "$1" ]; }; then echo "replaced link: $1" >&2; rm -f "$1"; fi; mkdir -p -m 0755 "$1"' agent_dir "$1"
 	fi
 }
-# The token's parent is root's again (the guide gave it to istio-proxy, which
-# could then swap the token directory for a link).
-mkdir -p -m 0755 /var/run/secrets; chown -h root:root /var/run/secrets; chmod 0755 /var/run/secrets
-T=/var/run/secrets/tokens
-if [ -L "$T" ] || { [ -e "$T" ] && [ ! -d "$T" ]; }; then rm -f "$T"; fi
-agent_dir /etc/certs; agent_dir "$T"; agent_dir /var/lib/istio/envoy; agent_dir /etc/istio/config; agent_dir /etc/istio/proxy
+# /var/run/secrets is the agent's too: it makes its sockets' directories there.
+agent_dir /etc/certs; agent_dir /var/run/secrets; agent_dir /var/run/secrets/tokens
+agent_dir /var/lib/istio/envoy; agent_dir /etc/istio/config; agent_dir /etc/istio/proxy
 # place SOURCE TARGET MODE [BACKUP]: written by the agent to a new file, renamed
 # over TARGET; a different TARGET is first kept as $S/prev/BACKUP.
 place() {
@@ -235,6 +233,9 @@ func (VMPlaceFiles) Run(ctx context.Context, env *Env, out *Output) error {
 	for _, l := range strings.Split(stderr.String(), "\n") {
 		if r, ok := strings.CutPrefix(l, "replaced: "); ok {
 			out.Warnf("/etc/hosts: replaced an older line for %s: %q (the original is kept as /etc/hosts.vm2mesh.orig)", name, r)
+		}
+		if f, ok := strings.CutPrefix(l, "replaced link: "); ok {
+			out.Warnf("%s was a link or a file where the agent needs a directory: replaced (as istio-proxy, whose directory it is)", f)
 		}
 		if f, ok := strings.CutPrefix(l, "not kept: "); ok {
 			out.Warnf("%s was replaced but not kept: istio-proxy, who owns it, cannot read it (is it a link to a file of someone else's?)", f)

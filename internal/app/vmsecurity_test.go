@@ -83,13 +83,16 @@ rm -f /var/log/istio/istio.err.log; ln -s /root/secret /var/log/istio/istio.err.
 	// The VM is onboarded all the same: real files where the links were.
 	assertOnboarded(t, vm, workDir)
 	if got := vm.MustExec(t, `stat -c '%U %a %F' /var/lib/vm2mesh /var/lib/vm2mesh/prev /var/run/secrets /var/run/secrets/tokens /etc/istio/config/mesh`); got !=
-		"root 700 directory\nroot 700 directory\nroot 755 directory\nistio-proxy 755 directory\nistio-proxy 644 regular file\n" {
+		"root 700 directory\nroot 700 directory\nistio-proxy 755 directory\nistio-proxy 755 directory\nistio-proxy 644 regular file\n" {
 		t.Errorf("owners and modes:\n%s", got)
 	}
 	// What was replaced is kept where only root can reach it; what istio-proxy
 	// could not read is said, not kept.
 	if got := vm.MustExec(t, "cat /var/lib/vm2mesh/prev/cluster.env; stat -c '%U %a' /var/lib/vm2mesh/prev/cluster.env"); !strings.Contains(got, "ISTIO_META_TAMPERED='yes'\nroot 600\n") {
 		t.Errorf("the replaced cluster.env kept as:\n%s", got)
+	}
+	if !strings.Contains(r.stdout, "/var/run/secrets/tokens was a link or a file where the agent needs a directory: replaced") {
+		t.Error("the output does not say the token's directory was a link")
 	}
 	if !strings.Contains(r.stdout, "/etc/istio/config/mesh was replaced but not kept") {
 		t.Error("the output does not say the mesh file behind a link was not kept")
