@@ -14,13 +14,42 @@ import (
 	"github.com/kevinburke/ssh_config"
 )
 
-// Hop is one SSH server to log in to, with ~/.ssh/config applied.
+// Hop is one SSH server to log in to, with ssh_config applied as OpenSSH applies
+// it (Match, Include, tokens, canonicalisation): the values `ssh -G` prints that
+// vm2mesh honours. The answers file's explicit values win over the file's.
 type Hop struct {
-	Alias         string // what the operator typed
-	HostName      string
-	Port          int
-	User          string
-	IdentityFiles []string // explicit ones; empty means the defaults
+	Alias    string // what the operator typed
+	HostName string
+	Port     int
+	User     string
+	// IdentityFiles are the configured IdentityFile entries, ~ expanded; empty
+	// means OpenSSH's defaults (DefaultIdentityFiles).
+	IdentityFiles []string
+	// CertificateFiles are CertificateFile entries, ~ expanded. A key's
+	// certificate is also looked for beside it as KEY-cert.pub.
+	CertificateFiles []string
+	// IdentityAgent is the agent's socket: "" means $SSH_AUTH_SOCK, "none" no
+	// agent.
+	IdentityAgent string
+	// IdentitiesOnly: only the configured identities, even when the agent
+	// holds others (keys the agent holds for a configured file still count).
+	IdentitiesOnly bool
+	// ProxyJump lists the jump hosts, in dialing order, as written
+	// ([user@]host[:port] or ssh:// URIs); each is resolved as a host of its own.
+	ProxyJump []string
+	// ProxyCommand, when set, is run with sh -c and carries the connection on
+	// its stdin and stdout; tokens are expanded already.
+	ProxyCommand string
+	// Host keys: where they are known, under which name, and what to do with
+	// a new one ("yes", "accept-new", "ask"; "no"/"off" is treated as ask, and
+	// a changed key is refused whatever it says).
+	UserKnownHostsFiles   []string
+	GlobalKnownHostsFiles []string
+	HostKeyAlias          string
+	StrictHostKeyChecking string
+	HashKnownHosts        bool
+	// Source says where the values came from: "ssh -G" or "ssh_config library".
+	Source string
 }
 
 // Addr is host:port for dialing.
