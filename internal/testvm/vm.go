@@ -3,8 +3,12 @@ package testvm
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -39,28 +43,47 @@ type Options struct {
 	// Routes are addresses on the host side (the host ends of other VMs' veths)
 	// this VM reaches through its own veth; nothing else is routed.
 	Routes []string
+	// HostKeyTypes are the host keys sshd offers, in sshd_config order: any of
+	// "ed25519", "ecdsa", "rsa". Default: ed25519 alone.
+	HostKeyTypes []string
+	// SSHDConfig is appended to the VM's sshd configuration.
+	SSHDConfig string
+	// Files are written into the VM before sshd starts (absolute paths, 0644
+	// unless Mode says otherwise).
+	Files map[string]File
+	// Behind puts the VM behind another: its veth pair's other end is in that
+	// VM's network namespace, so only that VM reaches it (a bastion's network);
+	// the host has no route to it.
+	Behind *VM
+}
+
+// File is a file Options.Files writes.
+type File struct {
+	Data string
+	Mode os.FileMode
 }
 
 // VM is one running sandbox VM.
 type VM struct {
-	Name           string
-	Addr           string // the VM's address, inside its network namespace
-	HostAddr       string // the host end of its veth pair
-	Port           int
-	HostKey        ssh.PublicKey
-	Fingerprint    string // SHA256:...
-	ClientKey      string // private key every user accepts
-	Netns          string
-	dir            string
-	cmd            *exec.Cmd
-	exited         chan struct{} // closed when the VM's process has been waited for
-	slot           *os.File
-	index          int
-	hostVeth       string
-	sshdPID        int // PID 1 of the VM, as the host sees it
-	sshdLogPath    string
-	stopped        bool
-	hostKeyPrivate []byte
+	Name        string
+	Addr        string // the VM's address, inside its network namespace
+	HostAddr    string // the host end of its veth pair
+	Port        int
+	HostKey     ssh.PublicKey            // the first of HostKeys
+	Fingerprint string                   // SHA256:... of HostKey
+	HostKeys    map[string]ssh.PublicKey // by Options.HostKeyTypes' names
+	ClientKey   string                   // private key every user accepts
+	Netns       string
+	dir         string
+	cmd         *exec.Cmd
+	exited      chan struct{} // closed when the VM's process has been waited for
+	slot        *os.File
+	index       int
+	hostVeth    string
+	outerNetns  string // where hostVeth lives: "" for the host, else the VM this one is behind
+	sshdPID     int    // PID 1 of the VM, as the host sees it
+	sshdLogPath string
+	stopped     bool
 }
 
 // Skip skips the test unless it can start VMs (root); CI runs as root.
@@ -132,6 +155,9 @@ func start(img *Image, dir string, o Options) (*VM, error) {
 			vm.Stop()
 		}
 	}()
+	if o.Behind != nil {
+		vm.outerNetns = o.Behind.Netns
+	}
 	if err := vm.prepareUpper(o); err != nil {
 		return nil, err
 	}
@@ -153,48 +179,55 @@ func (vm *VM) prepareUpper(o Options) error {
 			return err
 		}
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
+	types := o.HostKeyTypes
+	if len(types) == 0 {
+		types = []string{"ed25519"}
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		return err
+	vm.HostKeys = map[string]ssh.PublicKey{}
+	var hostKeyLines []string
+	keyFiles := map[string]File{}
+	for _, typ := range types {
+		private, public, err := hostKey(typ)
+		if err != nil {
+			return err
+		}
+		if vm.HostKey == nil {
+			vm.HostKey, vm.Fingerprint = public, ssh.FingerprintSHA256(public)
+		}
+		vm.HostKeys[typ] = public
+		name := "/etc/ssh/ssh_host_" + typ + "_key"
+		keyFiles[name] = File{string(private), 0o600}
+		keyFiles[name+".pub"] = File{string(ssh.MarshalAuthorizedKey(public)), 0o644}
+		hostKeyLines = append(hostKeyLines, "HostKey "+name)
 	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return err
-	}
-	vm.HostKey = signer.PublicKey()
-	vm.Fingerprint = ssh.FingerprintSHA256(vm.HostKey)
-	vm.hostKeyPrivate = pem.EncodeToMemory(block)
-	files := map[string]struct {
-		data string
-		mode os.FileMode
-	}{
-		"etc/hostname": {vm.Name + "\n", 0o644},
+	files := map[string]File{
+		"/etc/hostname": {vm.Name + "\n", 0o644},
 		// Without its own name in /etc/hosts, sudo waits ~40 s on DNS.
-		"etc/hosts":                        {"127.0.0.1\tlocalhost\n127.0.1.1\t" + vm.Name + "\n::1\tlocalhost ip6-localhost ip6-loopback\n", 0o644},
-		"etc/ssh/ssh_host_ed25519_key":     {string(vm.hostKeyPrivate), 0o600},
-		"etc/ssh/ssh_host_ed25519_key.pub": {string(ssh.MarshalAuthorizedKey(vm.HostKey)), 0o644},
-		"etc/ssh/sshd_config.d/vm2mesh-test.conf": {fmt.Sprintf(`ListenAddress %s
-HostKey /etc/ssh/ssh_host_ed25519_key
-PermitRootLogin prohibit-password
-UsePAM no
-`, vm.Addr), 0o644},
+		"/etc/hosts": {"127.0.0.1\tlocalhost\n127.0.1.1\t" + vm.Name + "\n::1\tlocalhost ip6-localhost ip6-loopback\n", 0o644},
+		"/etc/ssh/sshd_config.d/vm2mesh-test.conf": {fmt.Sprintf("ListenAddress %s\n%s\nPermitRootLogin prohibit-password\nUsePAM no\n%s\n",
+			vm.Addr, strings.Join(hostKeyLines, "\n"), o.SSHDConfig), 0o644},
+	}
+	for name, f := range keyFiles {
+		files[name] = f
 	}
 	if o.Family == RHEL {
-		files["etc/os-release"] = struct {
-			data string
-			mode os.FileMode
-		}{"NAME=\"Rocky Linux\"\nVERSION_ID=\"9.4\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nPRETTY_NAME=\"Rocky Linux 9.4 (vm2mesh sandbox)\"\n", 0o644}
+		files["/etc/os-release"] = File{"NAME=\"Rocky Linux\"\nVERSION_ID=\"9.4\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nPRETTY_NAME=\"Rocky Linux 9.4 (vm2mesh sandbox)\"\n", 0o644}
+	}
+	for name, f := range o.Files {
+		if !filepath.IsAbs(name) {
+			return fmt.Errorf("testvm: Files wants absolute paths, not %q", name)
+		}
+		if f.Mode == 0 {
+			f.Mode = 0o644
+		}
+		files[name] = f
 	}
 	for name, f := range files {
 		p := filepath.Join(upper, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(p, []byte(f.data), f.mode); err != nil {
+		if err := os.WriteFile(p, []byte(f.Data), f.Mode); err != nil {
 			return err
 		}
 	}
@@ -225,16 +258,30 @@ func (vm *VM) network(routes []string) error {
 	_ = run("ip", "netns", "del", vm.Netns) // left over from a killed run
 	_ = run("ip", "link", "del", vm.hostVeth)
 	inner := fmt.Sprintf("v2m%dv", vm.index)
+	// The outer end: in the host's namespace, or in the VM this one is behind.
+	outer := []string{"ip"}
 	cmds := [][]string{
 		{"ip", "netns", "add", vm.Netns},
 		{"ip", "link", "add", vm.hostVeth, "type", "veth", "peer", "name", inner},
 		{"ip", "link", "set", inner, "netns", vm.Netns},
-		{"ip", "addr", "add", vm.HostAddr + "/30", "dev", vm.hostVeth},
-		{"ip", "link", "set", vm.hostVeth, "up"},
+	}
+	if vm.outerNetns != "" {
+		outer = []string{"ip", "-n", vm.outerNetns}
+		// The host has no way to it: said by a route of its own, so that a direct
+		// attempt fails here and nothing goes out by the default route.
+		_ = run("ip", "route", "del", "unreachable", vm.Addr+"/32")
+		cmds = append([][]string{{"ip", "route", "add", "unreachable", vm.Addr + "/32"}}, cmds...)
+		cmds = append(cmds, []string{"ip", "link", "set", vm.hostVeth, "netns", vm.outerNetns})
+	}
+	cmds = append(cmds,
+		append(append([]string{}, outer...), "addr", "add", vm.HostAddr+"/30", "dev", vm.hostVeth),
+		append(append([]string{}, outer...), "link", "set", vm.hostVeth, "up"),
+	)
+	cmds = append(cmds, [][]string{
 		{"ip", "-n", vm.Netns, "addr", "add", vm.Addr + "/30", "dev", inner},
 		{"ip", "-n", vm.Netns, "link", "set", inner, "up"},
 		{"ip", "-n", vm.Netns, "link", "set", "lo", "up"},
-	}
+	}...)
 	for _, r := range routes {
 		cmds = append(cmds, []string{"ip", "-n", vm.Netns, "route", "add", r + "/32", "via", vm.HostAddr})
 	}
@@ -287,17 +334,28 @@ exec chroot %[3]s /usr/sbin/sshd -D -e
 		if vm.sshdPID == 0 {
 			vm.sshdPID = childOf(vm.cmd.Process.Pid)
 		}
-		c, err := net.DialTimeout("tcp", net.JoinHostPort(vm.Addr, strconv.Itoa(vm.Port)), time.Second)
-		if err == nil {
-			c.Close()
-			if vm.sshdPID != 0 {
-				return nil
-			}
+		if vm.listening() && vm.sshdPID != 0 {
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	log, _ := os.ReadFile(vm.sshdLogPath)
 	return fmt.Errorf("the VM's sshd did not come up in 30s:\n%s", testcluster.LastLines(string(log), 20))
+}
+
+// listening: sshd accepts connections. The host dials it; a VM behind another
+// is not the host's to dial, and says so in its log.
+func (vm *VM) listening() bool {
+	if vm.outerNetns != "" {
+		log, _ := os.ReadFile(vm.sshdLogPath)
+		return bytes.Contains(log, []byte("Server listening on "+vm.Addr+" port "+strconv.Itoa(vm.Port)))
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(vm.Addr, strconv.Itoa(vm.Port)), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // childOf finds the single child of pid (unshare forks the VM's PID 1).
@@ -331,8 +389,12 @@ func (vm *VM) Stop() {
 		case <-time.After(5 * time.Second):
 		}
 	}
-	_ = run("ip", "netns", "del", vm.Netns)
-	_ = run("ip", "link", "del", vm.hostVeth)
+	_ = run("ip", "netns", "del", vm.Netns) // takes the veth pair with it
+	if vm.outerNetns == "" {
+		_ = run("ip", "link", "del", vm.hostVeth)
+	} else {
+		_ = run("ip", "route", "del", "unreachable", vm.Addr+"/32")
+	}
 	if vm.slot != nil {
 		vm.slot.Close()
 	}
@@ -374,4 +436,33 @@ func (vm *VM) DropConnections() error {
 	// Anchored, so it matches sshd's session processes and not this shell.
 	_, err := vm.Exec(context.Background(), "pkill -9 -f '^sshd: [a-z_][a-z0-9_-]*( \\[priv\\]|@)'; true")
 	return err
+}
+
+// hostKey makes a host key of an sshd key type: its private key in OpenSSH's
+// format and its public key.
+func hostKey(typ string) ([]byte, ssh.PublicKey, error) {
+	var priv crypto.Signer
+	var err error
+	switch typ {
+	case "ed25519":
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	case "ecdsa":
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "rsa":
+		priv, err = rsa.GenerateKey(rand.Reader, 3072)
+	default:
+		return nil, nil, fmt.Errorf("testvm: no host key type %q (ed25519, ecdsa, rsa)", typ)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(block), signer.PublicKey(), nil
 }
