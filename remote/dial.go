@@ -58,16 +58,12 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if o.IdentityFile != "" {
 		target.IdentityFiles = []string{ExpandHome(o.IdentityFile)}
 	}
-	keys, err := newHostKeys(o.HostKeys)
-	if err != nil {
-		return nil, err
-	}
 	c := &Client{Target: target, opts: o}
 	var prev *ssh.Client
 	hops := append(jumps, target)
 	for i, hop := range hops {
 		jump := i < len(hops)-1
-		next, err := dialHop(ctx, prev, hop, jump, keys, o)
+		next, err := dialHop(ctx, prev, hop, jump, o)
 		if err != nil {
 			c.Close()
 			if jump {
@@ -84,7 +80,29 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	return c, nil
 }
 
-func dialHop(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *hostKeys, o Options) (*ssh.Client, error) {
+// dialHop connects to one hop (directly, or through the one before it) and
+// logs in, verifying its host key by the hop's own known_hosts settings. A
+// handshake can take more than one round: the host key algorithms offered
+// decide which of the server's keys it shows, and a pin may name another.
+func dialHop(ctx context.Context, via *ssh.Client, hop Hop, jump bool, o Options) (*ssh.Client, error) {
+	keys, err := newHostKeys(o.HostKeys, hop)
+	if err != nil {
+		return nil, err
+	}
+	rounds := keys.rounds()
+	for i, algorithms := range rounds {
+		c, err := handshake(ctx, via, hop, jump, keys, algorithms, o)
+		var mismatch *FingerprintMismatchError
+		if errors.As(err, &mismatch) && i < len(rounds)-1 {
+			continue // the server has other keys: ask for the next kind
+		}
+		return c, err
+	}
+	return nil, fmt.Errorf("no host key algorithms to offer %s", hop)
+}
+
+// handshake is one connection attempt offering these host key algorithms.
+func handshake(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *hostKeys, algorithms []string, o Options) (*ssh.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var conn net.Conn
@@ -108,7 +126,7 @@ func dialHop(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *hos
 		User:              hop.User,
 		Auth:              authMethods(hop, jump, o),
 		HostKeyCallback:   keys.callback,
-		HostKeyAlgorithms: keys.algorithms(hop.Addr()),
+		HostKeyAlgorithms: algorithms,
 		Timeout:           o.Timeout,
 	}
 	c, chans, reqs, err := ssh.NewClientConn(conn, hop.Addr(), cfg)

@@ -83,11 +83,14 @@ func (e *FingerprintMismatchError) Error() string {
 type hostKeys struct {
 	policy HostKeyPolicy
 	file   string
+	addr   string // the hop's host:port, as known_hosts names it
 	mu     sync.Mutex
 	db     *knownhosts.HostKeyDB
 }
 
-func newHostKeys(p HostKeyPolicy) (*hostKeys, error) {
+// newHostKeys is the host key verification for one hop. (The hop's own
+// known_hosts settings are not read yet: the policy's file alone.)
+func newHostKeys(p HostKeyPolicy, hop Hop) (*hostKeys, error) {
 	file := p.KnownHostsFile
 	if file == "" {
 		home, err := os.UserHomeDir()
@@ -96,7 +99,7 @@ func newHostKeys(p HostKeyPolicy) (*hostKeys, error) {
 		}
 		file = filepath.Join(home, ".ssh", "known_hosts")
 	}
-	h := &hostKeys{policy: p, file: file}
+	h := &hostKeys{policy: p, file: file, addr: hop.Addr()}
 	return h, h.load()
 }
 
@@ -115,12 +118,13 @@ func (h *hostKeys) load() error {
 	return nil
 }
 
-// algorithms are the key types known_hosts has for addr, so the server offers a
-// key we can check rather than one we have never seen.
-func (h *hostKeys) algorithms(addr string) []string {
+// rounds are the host key algorithms to offer, one list per handshake attempt:
+// today one round, the key types known_hosts has for the hop, so the server
+// offers a key we can check rather than one we have never seen.
+func (h *hostKeys) rounds() [][]string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.db.HostKeyAlgorithms(addr)
+	return [][]string{h.db.HostKeyAlgorithms(h.addr)}
 }
 
 func (h *hostKeys) callback(hostname string, remote net.Addr, key ssh.PublicKey) error {
