@@ -122,9 +122,12 @@ func handshake(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *h
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	// auth.go picks each next method and closes the agent afterwards.
+	auth := newAuthenticator(hop, jump, o)
+	defer auth.close()
 	cfg := &ssh.ClientConfig{
 		User:              hop.User,
-		Auth:              authMethods(hop, jump, o),
+		AuthCallback:      auth.next,
 		HostKeyCallback:   keys.callback,
 		HostKeyAlgorithms: algorithms,
 		Timeout:           o.Timeout,
@@ -132,7 +135,7 @@ func handshake(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *h
 	c, chans, reqs, err := ssh.NewClientConn(conn, hop.Addr(), cfg)
 	if err != nil {
 		conn.Close()
-		return nil, explainHandshake(hop, jump, err)
+		return nil, explainHandshake(hop, jump, auth.explain(err))
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
