@@ -4,14 +4,15 @@
 package remote
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/kevinburke/ssh_config"
 )
 
 // Hop is one SSH server to log in to, with ssh_config applied as OpenSSH applies
@@ -48,8 +49,14 @@ type Hop struct {
 	HostKeyAlias          string
 	StrictHostKeyChecking string
 	HashKnownHosts        bool
+	// AddressFamily is "any", "inet" or "inet6"; it applies when vm2mesh dials
+	// the hop itself (not through a jump host or a ProxyCommand), as in ssh.
+	AddressFamily string
 	// Source says where the values came from: "ssh -G" or "ssh_config library".
 	Source string
+	// Ignored are settings that apply to this hop and change whether or how
+	// ssh logs in, which vm2mesh does not honour ("Directive value").
+	Ignored []string
 }
 
 // Addr is host:port for dialing.
@@ -57,122 +64,39 @@ func (h Hop) Addr() string { return net.JoinHostPort(h.HostName, strconv.Itoa(h.
 
 func (h Hop) String() string { return h.User + "@" + h.Addr() }
 
-// sshConfig reads an ssh_config file; a missing file is an empty config.
-func sshConfig(path string) (*ssh_config.Config, error) {
-	if path == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return nil, nil
-		}
-		path = filepath.Join(home, ".ssh", "config")
-	}
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	cfg, err := ssh_config.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, nil
-}
-
-func get(cfg *ssh_config.Config, alias, key string) string {
-	if cfg == nil {
-		return ""
-	}
-	v, _ := cfg.Get(alias, key)
-	return v
-}
-
-// Resolve applies ssh_config to the target and its ProxyJump hops the way OpenSSH
-// does: explicit values win over the file, the first match in the file wins.
-// jumps are in dialing order.
-func Resolve(configFile, alias string, port int, user string) (target Hop, jumps []Hop, err error) {
-	cfg, err := sshConfig(configFile)
-	if err != nil {
-		return Hop{}, nil, err
-	}
-	target, err = resolveHop(cfg, alias, port, user)
-	if err != nil {
-		return Hop{}, nil, err
-	}
-	if target.IdentityFiles == nil {
-		target.IdentityFiles = identityFiles(cfg, alias)
-	}
-	pj := get(cfg, alias, "ProxyJump")
-	if pj == "" || strings.EqualFold(pj, "none") {
-		return target, nil, nil
-	}
-	for _, spec := range strings.Split(pj, ",") {
-		spec = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(spec), "ssh://"))
-		u, host, p := "", spec, 0
-		if i := strings.LastIndex(host, "@"); i >= 0 {
-			u, host = host[:i], host[i+1:]
-		}
-		if h, ps, err := net.SplitHostPort(host); err == nil {
-			host = h
-			if p, err = strconv.Atoi(ps); err != nil {
-				return Hop{}, nil, fmt.Errorf("ProxyJump %q: bad port", spec)
-			}
-		}
-		hop, err := resolveHop(cfg, host, p, u)
-		if err != nil {
-			return Hop{}, nil, fmt.Errorf("ProxyJump %q: %w", spec, err)
-		}
-		hop.IdentityFiles = identityFiles(cfg, host)
-		jumps = append(jumps, hop)
-	}
-	return target, jumps, nil
-}
-
-func resolveHop(cfg *ssh_config.Config, alias string, port int, user string) (Hop, error) {
+// Resolve applies ssh_config to one host as OpenSSH does, with the answers
+// file's port and user (0 and "": from the file) winning over the file's. It
+// asks `ssh -G` when an OpenSSH client is on PATH, and reads the files itself
+// otherwise (refusing what it cannot evaluate, such as Match). configFile ""
+// means OpenSSH's own files (~/.ssh/config, then /etc/ssh/ssh_config); a
+// configFile that does not exist is an empty config. The hop's own ProxyJump
+// hosts are not resolved here: Describe does that.
+func Resolve(ctx context.Context, configFile, alias string, port int, user string) (Hop, error) {
 	if alias == "" {
-		return Hop{}, fmt.Errorf("no host given")
+		return Hop{}, fmt.Errorf("no host given: set vm.host")
 	}
-	h := Hop{Alias: alias, HostName: alias, Port: port, User: user}
-	if v := get(cfg, alias, "HostName"); v != "" {
-		h.HostName = strings.ReplaceAll(v, "%h", alias)
+	if strings.HasPrefix(alias, "-") {
+		return Hop{}, fmt.Errorf("host %q starts with '-': give the VM's address or ssh_config Host alias", alias)
 	}
-	if h.Port == 0 {
-		if v := get(cfg, alias, "Port"); v != "" {
-			p, err := strconv.Atoi(v)
-			if err != nil {
-				return Hop{}, fmt.Errorf("ssh_config Port %q for %s is not a number", v, alias)
-			}
-			h.Port = p
-		} else {
-			h.Port = 22
+	if configFile != "" {
+		if _, err := os.Stat(configFile); os.IsNotExist(err) {
+			configFile = os.DevNull // as an empty file, for ssh -F and for us
 		}
 	}
-	if h.User == "" {
-		h.User = get(cfg, alias, "User")
+	var h Hop
+	var err error
+	if ssh, lookErr := exec.LookPath("ssh"); lookErr == nil {
+		h, err = resolveWithSSH(ctx, ssh, configFile, alias, port, user)
+	} else {
+		h, err = resolveWithLibrary(configFile, alias, port, user)
 	}
-	if h.User == "" {
-		h.User = currentUser()
+	if err != nil {
+		return Hop{}, err
+	}
+	if h.Port <= 0 || h.Port > 65535 {
+		return Hop{}, fmt.Errorf("ssh_config gives %s port %d: fix Port (1-65535)", alias, h.Port)
 	}
 	return h, nil
-}
-
-// identityFiles are the IdentityFile entries for alias, or nil for the defaults.
-func identityFiles(cfg *ssh_config.Config, alias string) []string {
-	if cfg == nil {
-		return nil
-	}
-	all, _ := cfg.GetAll(alias, "IdentityFile")
-	var out []string
-	for _, f := range all {
-		// ssh_config reports OpenSSH's built-in default when nothing matched.
-		if f == "" || f == ssh_config.Default("IdentityFile") {
-			continue
-		}
-		out = append(out, ExpandHome(f))
-	}
-	return out
 }
 
 // DefaultIdentityFiles are OpenSSH's, those that exist.
@@ -201,9 +125,24 @@ func ExpandHome(p string) string {
 	return p
 }
 
-func currentUser() string {
+// localUser is the local login name, from the password database as ssh takes
+// it.
+func localUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
 	if u := os.Getenv("USER"); u != "" {
 		return u
 	}
 	return "root"
+}
+
+// sshHome is the home directory ssh uses for ~ and %d in ssh_config: the
+// password database's, not $HOME.
+func sshHome() string {
+	if u, err := user.Current(); err == nil && u.HomeDir != "" {
+		return u.HomeDir
+	}
+	home, _ := os.UserHomeDir()
+	return home
 }

@@ -14,11 +14,11 @@ import (
 
 // Options say where and how to log in.
 type Options struct {
-	Host         string // address or ~/.ssh/config Host alias
+	Host         string // address or ssh_config Host alias
 	Port         int    // 0: from ssh_config, else 22
 	User         string // "": from ssh_config, else $USER
 	IdentityFile string // "": ssh_config's IdentityFile, else the agent and OpenSSH's defaults
-	SSHConfig    string // "": ~/.ssh/config
+	SSHConfig    string // "": ssh's own (~/.ssh/config, /etc/ssh/ssh_config); a missing file: none
 	HostKeys     HostKeyPolicy
 	// Passphrase is asked for an encrypted identity file; nil skips such keys.
 	Passphrase func(file string) (string, error)
@@ -28,7 +28,8 @@ type Options struct {
 	// Question is asked what the VM's keyboard-interactive login wants besides
 	// the password (a one-time code, say); nil fails such a login.
 	Question func(user, host, instruction, question string, echo bool) (string, error)
-	// Timeout bounds connecting and the handshake of each hop (default 20s).
+	// Timeout bounds connecting and the handshake of each hop (default 20s);
+	// a ProxyCommand's start counts as connecting.
 	Timeout time.Duration
 }
 
@@ -37,6 +38,7 @@ type Client struct {
 	ssh    *ssh.Client
 	chain  []*ssh.Client // jump hosts, closed after ssh
 	Target Hop
+	Route  Route // how the connection was made (Describe)
 	opts   Options
 	root   rootMode
 	sudoPW string
@@ -46,28 +48,28 @@ type Client struct {
 	cleaned []string
 }
 
-// Dial connects to the VM through any ProxyJump hosts, verifying every host key.
+// Dial connects to the VM as ssh would (Describe: through its ProxyJump hosts
+// or its ProxyCommand), verifying every host key.
 func Dial(ctx context.Context, o Options) (*Client, error) {
 	if o.Timeout == 0 {
 		o.Timeout = 20 * time.Second
 	}
-	target, jumps, err := Resolve(o.SSHConfig, o.Host, o.Port, o.User)
+	route, err := Describe(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	if o.IdentityFile != "" {
-		target.IdentityFiles = []string{ExpandHome(o.IdentityFile)}
-	}
-	c := &Client{Target: target, opts: o}
+	c := &Client{Target: route.Target(), Route: route, opts: o}
 	var prev *ssh.Client
-	hops := append(jumps, target)
-	for i, hop := range hops {
-		jump := i < len(hops)-1
+	for i, hop := range route.Hops {
+		jump := i < len(route.Hops)-1
 		next, err := dialHop(ctx, prev, hop, jump, o)
 		if err != nil {
+			if prev != nil {
+				c.chain = append(c.chain, prev)
+			}
 			c.Close()
 			if jump {
-				return nil, fmt.Errorf("jump host %s: %w", hop, err)
+				return nil, fmt.Errorf("jump host %s (%s): %w", hop, hop.Alias, err)
 			}
 			return nil, err
 		}
@@ -105,16 +107,9 @@ func dialHop(ctx context.Context, via *ssh.Client, hop Hop, jump bool, o Options
 func handshake(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *hostKeys, algorithms []string, o Options) (*ssh.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	var conn net.Conn
-	var err error
-	if via == nil {
-		var d net.Dialer
-		conn, err = d.DialContext(ctx, "tcp", hop.Addr())
-	} else {
-		conn, err = via.DialContext(ctx, "tcp", hop.Addr())
-	}
+	conn, err := connect(ctx, via, hop)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach %s: %w; check the address and that sshd runs", hop.Addr(), err)
+		return nil, err
 	}
 	// The handshake has the same deadline; cancelling closes the connection.
 	if dl, ok := ctx.Deadline(); ok {
@@ -134,11 +129,46 @@ func handshake(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *h
 	}
 	c, chans, reqs, err := ssh.NewClientConn(conn, hop.Addr(), cfg)
 	if err != nil {
+		err = explainHandshake(hop, jump, auth.explain(err))
+		if pc, ok := conn.(*commandConn); ok {
+			// A command that failed says why on its stderr.
+			if why := pc.failure(time.Second); why != "" {
+				err = fmt.Errorf("%w\n%s", err, why)
+			}
+		}
 		conn.Close()
-		return nil, explainHandshake(hop, jump, auth.explain(err))
+		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// connect opens the byte stream to hop: through the jump host before it, its
+// ProxyCommand, or a TCP connection of the hop's AddressFamily.
+func connect(ctx context.Context, via *ssh.Client, hop Hop) (net.Conn, error) {
+	if via != nil {
+		conn, err := via.DialContext(ctx, "tcp", hop.Addr())
+		if err != nil {
+			return nil, fmt.Errorf("cannot reach %s through the jump host: %w; check the address, and that the jump host may forward to it (AllowTcpForwarding)", hop.Addr(), err)
+		}
+		return conn, nil
+	}
+	if hop.ProxyCommand != "" {
+		return startProxyCommand(hop.ProxyCommand, hop.Addr())
+	}
+	network := "tcp"
+	switch strings.ToLower(hop.AddressFamily) {
+	case "inet":
+		network = "tcp4"
+	case "inet6":
+		network = "tcp6"
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, hop.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach %s: %w; check the address and that sshd runs", hop.Addr(), err)
+	}
+	return conn, nil
 }
 
 func explainHandshake(hop Hop, jump bool, err error) error {

@@ -115,12 +115,12 @@ Host *
 	if err != nil {
 		t.Fatal(err)
 	}
-	target, jumps, err := remote.Resolve(cfg, "target", 0, "")
+	route, err := remote.Describe(ctx, remote.Options{Host: "target", SSHConfig: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if target.User != "root" || target.HostName != vm.Addr || target.Port != 22 || len(jumps) != 2 || jumps[0].User != "deploy" || jumps[1].User != "admin" {
-		t.Fatalf("resolved %+v via %+v", target, jumps)
+	if h := route.Hops; len(h) != 3 || h[2].User != "root" || h[2].HostName != vm.Addr || h[2].Port != 22 || h[0].User != "deploy" || h[1].User != "admin" {
+		t.Fatalf("resolved route:\n%s", route)
 	}
 	kh := filepath.Join(dir, "known_hosts")
 	if err := os.WriteFile(kh, []byte(vm.KnownHostsLine()+"\n"), 0o600); err != nil {

@@ -1,0 +1,9 @@
+package remote
+
+import "syscall"
+
+// proxySysProcAttr: a process group of its own (Close kills the group), and
+// killed with vm2mesh should vm2mesh die first.
+func proxySysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
