@@ -501,8 +501,9 @@ func (a *authenticator) explain(err error) error {
 	case a.unanswered != nil:
 		// The question is what stopped us, whatever was tried after it.
 		e.Err = a.unanswered
-	case errors.As(err, &step):
-		// The last method's own reason is in Tried already.
+	case errors.As(err, &step) || strings.Contains(err.Error(), "ssh: unable to authenticate"):
+		// Tried says it better than the client's list of method names, and
+		// holds the last method's own reason.
 		e.Err = errUnauthenticated
 	}
 	var hints []string
