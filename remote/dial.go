@@ -91,16 +91,15 @@ func dialHop(ctx context.Context, via *ssh.Client, hop Hop, jump bool, o Options
 	if err != nil {
 		return nil, err
 	}
-	rounds := keys.rounds()
-	for i, algorithms := range rounds {
-		c, err := handshake(ctx, via, hop, jump, keys, algorithms, o)
-		var mismatch *FingerprintMismatchError
-		if errors.As(err, &mismatch) && i < len(rounds)-1 {
-			continue // the server has other keys: ask for the next kind
+	for algorithms := range keys.rounds() {
+		var c *ssh.Client
+		c, err = handshake(ctx, via, hop, jump, keys, algorithms, o)
+		if !keys.again(err) {
+			return c, err
 		}
-		return c, err
+		// The server has other keys: ask for the next kind.
 	}
-	return nil, fmt.Errorf("no host key algorithms to offer %s", hop)
+	return nil, keys.noMatch(err)
 }
 
 // handshake is one connection attempt offering these host key algorithms.

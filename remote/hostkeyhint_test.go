@@ -17,14 +17,15 @@ import (
 	"github.com/vm2mesh/vm2mesh/remote"
 )
 
-// The hint must name the host as known_hosts does, or ssh-keygen -R removes nothing.
+// The hint must name the host as known_hosts does, and the file it is in, or
+// ssh-keygen -R removes nothing.
 func TestHostKeyChangedHintNamesTheKnownHostsEntry(t *testing.T) {
 	for addr, want := range map[string]string{
-		"198.51.100.6:2222":  `ssh-keygen -R '[198.51.100.6]:2222'`,
-		"198.51.100.6:22":    `ssh-keygen -R 198.51.100.6)`,
-		"vm.example.com:22":  `ssh-keygen -R vm.example.com)`,
-		"[2001:db8::6]:2222": `ssh-keygen -R '[2001:db8::6]:2222'`,
-		"[2001:db8::6]:22":   `ssh-keygen -R 2001:db8::6)`,
+		"198.51.100.6:2222":  `ssh-keygen -R '[198.51.100.6]:2222' -f /k)`,
+		"198.51.100.6:22":    `ssh-keygen -R 198.51.100.6 -f /k)`,
+		"vm.example.com:22":  `ssh-keygen -R vm.example.com -f /k)`,
+		"[2001:db8::6]:2222": `ssh-keygen -R '[2001:db8::6]:2222' -f /k)`,
+		"[2001:db8::6]:22":   `ssh-keygen -R 2001:db8::6 -f /k)`,
 	} {
 		e := &remote.HostKeyChangedError{Host: addr, KeyType: "ssh-ed25519", Fingerprint: "SHA256:x", KnownHosts: "/k"}
 		if !strings.Contains(e.Error(), want) {
