@@ -12,6 +12,11 @@ import (
 // Write writes data to path atomically with mode 0600. An existing file with
 // other content is kept as path.bak first. changed says whether the file changed.
 func Write(path string, data []byte) (changed bool, err error) {
+	// Reading or chmodding through a link would reach the file it points at
+	// (/etc/hosts, /dev/zero): only a regular file is vm2mesh's to replace.
+	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+		return false, fmt.Errorf("%s is not a regular file (%s): vm2mesh replaces only files it wrote; remove it and run again", path, st.Mode().Type())
+	}
 	old, err := os.ReadFile(path)
 	switch {
 	case err == nil && bytes.Equal(old, data):

@@ -67,3 +67,26 @@ func TestReplaceKeepsNoBackup(t *testing.T) {
 		t.Error("Replace made a backup")
 	}
 }
+
+func TestWriteRefusesALinkInsteadOfFollowingIt(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "system-hosts")
+	if err := os.WriteFile(target, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "hosts")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := safefile.Write(link, []byte("127.0.0.1 localhost\n")); err == nil {
+		t.Fatal("wrote through a symbolic link")
+	}
+	if _, err := safefile.Write(link, []byte("192.0.2.1 istiod\n")); err == nil {
+		t.Fatal("replaced a symbolic link")
+	}
+	st, _ := os.Stat(target)
+	b, _ := os.ReadFile(target)
+	if st.Mode().Perm() != 0o644 || string(b) != "127.0.0.1 localhost\n" {
+		t.Errorf("the link's target changed: %v %q", st.Mode(), b)
+	}
+}
