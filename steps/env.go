@@ -54,7 +54,7 @@ func (e *Env) Close() {
 // runs, and istioctl when a step will need it. Every error says what to fix.
 func Prepare(ctx context.Context, s Settings, o k8s.Options) (*Env, error) {
 	if o.Kubeconfig == "" {
-		o.Kubeconfig = s.Kubeconfig
+		o.Kubeconfig = expandHome(s.Kubeconfig)
 	}
 	if o.Context == "" {
 		o.Context = s.KubeContext
@@ -81,7 +81,7 @@ func Prepare(ctx context.Context, s Settings, o k8s.Options) (*Env, error) {
 		return nil, err
 	}
 	if need {
-		path, err := k8s.FindIstioctl(s.Istioctl)
+		path, err := k8s.FindIstioctl(expandHome(s.Istioctl))
 		if err != nil {
 			return nil, err
 		}
@@ -122,9 +122,9 @@ func (e *Env) IstioctlArgv(args ...string) []string {
 	if ic.Path == "" {
 		ic.Path = "istioctl"
 		if e.Settings.Istioctl != "" {
-			ic.Path = e.Settings.Istioctl
+			ic.Path = expandHome(e.Settings.Istioctl)
 		}
-		ic.Kubeconfig = e.Settings.Kubeconfig
+		ic.Kubeconfig = expandHome(e.Settings.Kubeconfig)
 		if e.Client != nil {
 			ic.Context = e.Client.Context
 		}
@@ -159,14 +159,20 @@ func CheckOnly(only string) error {
 // changes, and returns their steps in order. The cluster half runs unless only
 // is vm; the VM half when vm.host is set, or when it is asked for alone (it then
 // reads the five files from the work directory).
+//
+// Nothing is contacted before CheckLocal passed: a wrong key, a missing file or
+// an unsafe workDir stops the run here, whoever calls (apply, the wizard).
 func PrepareRun(ctx context.Context, s Settings, o k8s.Options, only string, p Prompts) (*Env, []Step, error) {
-	if err := CheckOnly(only); err != nil {
+	local, err := CheckLocal(s, o, only)
+	if err != nil {
 		return nil, nil, err
 	}
-	cluster := only != HalfVM
-	vm := only != HalfCluster && (s.VM.Host != "" || only == HalfVM)
+	// apply and the wizard tighten it first and say so; this is for other callers.
+	if _, err := local.WorkDir.Tighten(); err != nil {
+		return nil, nil, err
+	}
+	cluster, vm := Halves(s, only)
 	var env *Env
-	var err error
 	if cluster {
 		env, err = Prepare(ctx, s, o)
 	} else {

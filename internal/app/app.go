@@ -65,7 +65,6 @@ files. Every step shows what it will do first, skips what is already done, and
 resumes where a failed run stopped.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runWizard(cmd.Context(), stdio, wiz)
 		},
@@ -76,6 +75,8 @@ resumes where a failed run stopped.`,
 	f.StringVar(&wiz.kubeContext, "context", "", "kubeconfig context")
 	f.StringVar(&wiz.only, "only", "", "run one half: cluster or vm")
 	f.StringVar(&wiz.logFile, "log-file", "", "write the wizard's debug log here")
+	root.SetFlagErrorFunc(flagError)
+	root.Args = noArgs("the commands are apply, generate and version; the wizard takes only flags (vm2mesh --help)")
 	root.SetIn(stdio.In)
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
@@ -87,7 +88,7 @@ func newVersion(stdio IO) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print vm2mesh's version",
-		Args:  cobra.NoArgs,
+		Args:  noArgs("vm2mesh version prints the version"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := fmt.Fprintf(stdio.Out, "vm2mesh %s\n", Version)
 			return err
@@ -101,4 +102,23 @@ func isTerminal(r io.Reader) bool {
 		return false
 	}
 	return term.IsTerminal(int(f.Fd()))
+}
+
+// flagError adds the fix to a flag that does not parse. A password flag is
+// refused by name: a password on the command line shows in ps and the history.
+func flagError(cmd *cobra.Command, err error) error {
+	if strings.Contains(strings.ToLower(err.Error()), "password") {
+		return fmt.Errorf("%w: vm2mesh takes no password on the command line (ps and the shell history would show it); name a file holding it in the answers file (vm.passwordFile, vm.sudoPasswordFile), or run in a terminal to be asked", err)
+	}
+	return fmt.Errorf("%w; see %s --help for the flags", err, cmd.CommandPath())
+}
+
+// noArgs refuses arguments with what to give instead.
+func noArgs(fix string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("%s takes no arguments, not %q; %s", cmd.CommandPath(), args[0], fix)
+		}
+		return nil
+	}
 }

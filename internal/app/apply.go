@@ -31,7 +31,7 @@ func newApply(stdio IO) *cobra.Command {
 README.md). Steps that are already done are skipped and say so; a failed run
 resumes at the failed step when run again. --dry-run writes every manifest and an
 ordered plan.sh into workDir and changes nothing.`,
-		Args: cobra.NoArgs,
+		Args: noArgs("give the answers file with -f answers.yaml"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.answers == "" {
 				return errors.New("expecting an answers file: -f answers.yaml")
@@ -40,7 +40,7 @@ ordered plan.sh into workDir and changes nothing.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.answers, "file", "f", "", "answers file (YAML)")
+	f.StringVarP(&o.answers, "file", "f", "", "answers file (YAML; - reads stdin)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "write the manifests and plan.sh into workDir; change nothing")
 	f.BoolVarP(&o.yes, "yes", "y", false, "apply without asking")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (overrides the answers file)")
@@ -50,11 +50,39 @@ ordered plan.sh into workDir and changes nothing.`,
 }
 
 func runApply(ctx context.Context, stdio IO, o applyOptions) error {
-	settings, err := steps.LoadAnswers(o.answers)
+	// Everything that can be checked here is, before the cluster or the VM is
+	// contacted: a run that would refuse later must not have logged in to the VM
+	// or remembered its host key first.
+	if err := steps.CheckOnly(o.only); err != nil {
+		return err
+	}
+	settings, err := steps.LoadAnswers(ctx, o.answers, stdio.In)
 	if err != nil {
 		return err
 	}
-	env, list, err := steps.PrepareRun(ctx, settings, k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}, o.only, terminalPrompts(stdio))
+	prompts := terminalPrompts(stdio)
+	if o.answers == "-" {
+		prompts = steps.Prompts{} // stdin held the answers: it has nothing more to say
+	}
+	if !o.yes && !o.dryRun {
+		switch {
+		case o.answers == "-":
+			return errors.New("apply -f - read the answers from stdin, so it cannot ask there: add --yes to confirm, or --dry-run to see what it would do")
+		case !isTerminal(stdio.In):
+			return errors.New("apply changes the cluster: add --yes to confirm, or --dry-run to see what it would do (stdin is not a terminal to ask)")
+		}
+	}
+	k8sOpts := k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}
+	local, err := steps.CheckLocal(settings, k8sOpts, o.only)
+	if err != nil {
+		return err
+	}
+	if warning, err := local.WorkDir.Tighten(); err != nil {
+		return err
+	} else if warning != "" {
+		fmt.Fprintf(stdio.Err, "vm2mesh: warning: %s\n", warning)
+	}
+	env, list, err := steps.PrepareRun(ctx, settings, k8sOpts, o.only, prompts)
 	if err != nil {
 		if h := steps.HintOf(err); h != "" {
 			return fmt.Errorf("%w\n  hint: %s", err, h)
@@ -92,9 +120,6 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 		}
 	}
 	if !o.yes {
-		if !isTerminal(stdio.In) {
-			return errors.New("apply changes the cluster: add --yes to confirm, or --dry-run to see what it would do (stdin is not a terminal to ask)")
-		}
 		if err := showPlan(ctx, stdio.Out, runner); err != nil {
 			return err
 		}

@@ -2,12 +2,16 @@ package app
 
 import (
 	"fmt"
-	"os"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/vm2mesh/vm2mesh/k8s"
+	"github.com/vm2mesh/vm2mesh/steps"
 	"github.com/vm2mesh/vm2mesh/vmconfig"
 )
 
@@ -19,13 +23,14 @@ func newGenerate(stdio IO) *cobra.Command {
 		file, outDir, kubeconfig, kubeContext string
 		o                                     vmconfig.Options
 		rootCertWait                          time.Duration
+		force                                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "generate -f workloadgroup.yaml -o DIR",
 		Short: "Generate the five files a VM needs (drop-in for istioctl x workload entry configure)",
 		Example: `  vm2mesh generate -f workloadgroup.yaml -o vmintegration --clusterID Kubernetes
   vm2mesh generate -f workloadgroup.yaml -o out --ingressIP 203.0.113.7 --internalIP 10.0.0.12`,
-		Args: cobra.NoArgs,
+		Args: noArgs("give the WorkloadGroup with -f and the output directory with -o"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
 				return fmt.Errorf("expecting a WorkloadGroup file: -f workloadgroup.yaml")
@@ -34,24 +39,40 @@ func newGenerate(stdio IO) *cobra.Command {
 				return fmt.Errorf("expecting an output directory: -o DIR")
 			}
 			if o.InternalIP != "" && o.ExternalIP != "" {
-				return fmt.Errorf("the flags --internalIP and --externalIP are mutually exclusive")
+				return fmt.Errorf("the flags --internalIP and --externalIP are mutually exclusive; give one of them")
 			}
 			if o.TokenDuration <= 0 {
 				return fmt.Errorf("--tokenDuration must be a positive number of seconds")
 			}
-			data, err := os.ReadFile(file)
+			// Everything local is checked before the cluster is asked for anything.
+			if err := checkGenerateFlags(o, rootCertWait); err != nil {
+				return err
+			}
+			data, err := steps.ReadInput(cmd.Context(), "-f", file, stdio.In)
 			if err != nil {
 				return err
 			}
 			wg, err := vmconfig.ParseWorkloadGroup(data)
 			if err != nil {
-				return fmt.Errorf("%s: %w", file, err)
+				return fmt.Errorf("%s: %w; give a WorkloadGroup manifest (as vm2mesh apply writes into workDir)", file, err)
+			}
+			dir, err := steps.CheckWorkDir("-o", outDir, force, "add --force to write into it anyway")
+			if err != nil {
+				return err
+			}
+			if err := checkKubeFlags(kubeconfig, kubeContext); err != nil {
+				return err
 			}
 			o.ClusterIDSet = cmd.Flags().Changed("clusterID")
 			o.RootCertWait = rootCertWait
 			c, err := k8s.New(k8s.Options{Kubeconfig: kubeconfig, Context: kubeContext})
 			if err != nil {
 				return err
+			}
+			if warning, err := dir.Tighten(); err != nil {
+				return err
+			} else if warning != "" {
+				fmt.Fprintf(stdio.Err, "Warning: %s\n", warning)
 			}
 			files, err := vmconfig.Generate(cmd.Context(), c, wg, o)
 			if err != nil {
@@ -84,6 +105,65 @@ func newGenerate(stdio IO) *cobra.Command {
 	f.StringVarP(&o.IstioNamespace, "istioNamespace", "i", "istio-system", "Istio system namespace")
 	f.StringVarP(&kubeconfig, "kubeconfig", "c", "", "Kubernetes configuration file")
 	f.StringVar(&kubeContext, "context", "", "Kubernetes configuration context")
+	f.BoolVar(&force, "force", false, "write into -o even when it holds files vm2mesh did not write")
 	f.DurationVar(&rootCertWait, "wait-root-cert", 0, "wait this long for istiod to write istio-ca-root-cert into the namespace (istioctl does not wait)")
 	return cmd
+}
+
+// checkGenerateFlags checks the values istioctl would pass on unchecked into the
+// VM's files, each error naming its flag.
+func checkGenerateFlags(o vmconfig.Options, rootCertWait time.Duration) error {
+	for _, ip := range []struct{ flag, value, what string }{
+		{"--ingressIP", o.IngressIP, "the east-west gateway's IP address, or leave it out to read it from --ingressService"},
+		{"--internalIP", o.InternalIP, "the VM's internal IP address"},
+		{"--externalIP", o.ExternalIP, "the VM's external IP address"},
+	} {
+		if ip.value == "" {
+			continue
+		}
+		if _, err := netip.ParseAddr(ip.value); err != nil {
+			return fmt.Errorf("%s: %q is not an IP address; give %s", ip.flag, ip.value, ip.what)
+		}
+	}
+	if o.TokenDuration < steps.MinTokenDuration {
+		return fmt.Errorf("--tokenDuration: %d seconds is shorter than the API server issues; give at least %d", o.TokenDuration, steps.MinTokenDuration)
+	}
+	for _, n := range []struct{ flag, value string }{{"--revision", o.Revision}, {"--istioNamespace", o.IstioNamespace}} {
+		if n.value == "" && n.flag == "--revision" {
+			continue
+		}
+		if msgs := validation.IsDNS1123Label(n.value); len(msgs) > 0 {
+			return fmt.Errorf("%s: %q is not a valid name (%s); give the name as kubectl shows it", n.flag, n.value, strings.Join(msgs, "; "))
+		}
+	}
+	if o.ClusterID != "" {
+		if msgs := validation.IsValidLabelValue(o.ClusterID); len(msgs) > 0 {
+			return fmt.Errorf("--clusterID: %q is not usable as a cluster ID (%s); give the cluster's name, as in the istiod's CLUSTER_ID", o.ClusterID, strings.Join(msgs, "; "))
+		}
+	}
+	if o.IngressService != "" {
+		svc, ns, hasNS := strings.Cut(o.IngressService, ".")
+		msgs := validation.IsDNS1123Label(svc)
+		if hasNS {
+			msgs = append(msgs, validation.IsDNS1123Label(ns)...)
+		}
+		if len(msgs) > 0 {
+			return fmt.Errorf("--ingressService: %q is not SERVICE or SERVICE.NAMESPACE (%s); give the gateway Service's name, such as istio-eastwestgateway", o.IngressService, strings.Join(msgs, "; "))
+		}
+	}
+	if rootCertWait < 0 {
+		return fmt.Errorf("--wait-root-cert: %s is negative; give how long to wait, such as 1m, or 0 to read once", rootCertWait)
+	}
+	return nil
+}
+
+// checkKubeFlags checks --kubeconfig and --context on this machine, so that a
+// typo is not reported as a cluster that does not answer.
+func checkKubeFlags(kubeconfig, kubeContext string) error {
+	s := steps.Settings{}
+	errs := steps.CheckKube(s, k8s.Options{Kubeconfig: kubeconfig, Context: kubeContext})
+	if len(errs) > 0 {
+		return steps.ValidationError(errs)
+	}
+	return nil
 }

@@ -299,7 +299,7 @@ func TestPackageDownloadedOnTheVMAndChecked(t *testing.T) {
 	vm := testvm.Start(t, testvm.Options{})
 	base := packageServerStandIn(t, vm, standInPackages(t))
 	path, workDir, _ := onboardingAnswers(t, vm, vmCase{user: "root"})
-	rewrite(t, path, "  package: "+standInPackages(t).Deb, "  packageURL: "+base)
+	rewrite(t, path, "  package: "+standInPackages(t).Deb, "  packageURL: "+base+"\n  allowInsecurePackageURL: true") // the stand-in server is plain http
 	r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -313,7 +313,7 @@ func TestPackageDownloadedOnTheVMAndChecked(t *testing.T) {
 	other := testvm.Start(t, testvm.Options{})
 	base = packageServerStandIn(t, other, standInPackages(t))
 	path, _, _ = onboardingAnswers(t, other, vmCase{user: "root", extra: []string{"  packageSHA256: " + strings.Repeat("ab", 32)}})
-	rewrite(t, path, "  package: "+standInPackages(t).Deb, "  packageURL: "+base)
+	rewrite(t, path, "  package: "+standInPackages(t).Deb, "  packageURL: "+base+"\n  allowInsecurePackageURL: true") // the stand-in server is plain http
 	r = run(t, nil, "apply", "-f", path, "--yes", "--only", "vm")
 	if r.code != 1 || !strings.Contains(r.stdout, "computed checksum did NOT match") || !strings.Contains(r.stdout, "checksum did not match") {
 		t.Errorf("bad checksum: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)

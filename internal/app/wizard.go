@@ -3,7 +3,11 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
 
 	tea "charm.land/bubbletea/v2"
 	"golang.org/x/term"
@@ -20,20 +24,38 @@ type wizardOptions struct {
 // runWizard starts the TUI when there is a terminal for it, and otherwise says
 // what to use instead (Bubble Tea would fail opening /dev/tty).
 func runWizard(ctx context.Context, stdio IO, o wizardOptions) error {
+	// The flags and the answers file are checked before the terminal: their
+	// errors say exactly what to fix, and they hold for apply too.
+	if err := steps.CheckOnly(o.only); err != nil {
+		return err
+	}
+	if o.answers == "-" {
+		return errors.New("-f -: the wizard reads the terminal, not answers from stdin; give the answers file's path, or run vm2mesh apply -f - --yes")
+	}
+	s := steps.Defaults()
+	if o.answers != "" {
+		var err error
+		if s, err = steps.LoadAnswers(ctx, o.answers, nil); err != nil {
+			return err
+		}
+	}
+	if err := checkLogFile(o.logFile); err != nil {
+		return err
+	}
+	k8sOpts := k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}
+	local, err := steps.CheckStart(s, k8sOpts, o.only)
+	if err != nil {
+		return err
+	}
 	in, inOK := stdio.In.(*os.File)
 	out, outOK := stdio.Out.(*os.File)
 	if !inOK || !outOK || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) || os.Getenv("TERM") == "dumb" {
 		return errors.New("the wizard needs an interactive terminal (this is not one, or TERM=dumb): run `vm2mesh apply -f answers.yaml` instead (see README.md)")
 	}
-	s := steps.Defaults()
-	if o.answers != "" {
-		var err error
-		if s, err = steps.LoadAnswers(o.answers); err != nil {
-			return err
-		}
-	}
-	if err := steps.CheckOnly(o.only); err != nil {
+	if warning, err := local.WorkDir.Tighten(); err != nil {
 		return err
+	} else if warning != "" {
+		fmt.Fprintf(stdio.Err, "vm2mesh: warning: %s\n", warning)
 	}
 	var opts []tea.ProgramOption
 	if o.logFile != "" {
@@ -46,7 +68,7 @@ func runWizard(ctx context.Context, stdio IO, o wizardOptions) error {
 	if s.Kubeconfig == "" {
 		s.Kubeconfig = o.kubeconfig
 	}
-	m := ui.New(ctx, ui.RealEngine{K8s: k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}, Only: o.only}, s,
+	m := ui.New(ctx, ui.RealEngine{K8s: k8sOpts, Only: o.only}, s,
 		ui.Options{AskSettings: true, Sources: ui.SettingsSources{Kubeconfig: s.Kubeconfig, SSHConfig: s.VM.SSHConfig}})
 	opts = append(opts, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out))
 	if _, err := tea.NewProgram(m, opts...).Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) {
@@ -54,6 +76,46 @@ func runWizard(ctx context.Context, stdio IO, o wizardOptions) error {
 	}
 	if m.Outcome != nil {
 		return m.Outcome
+	}
+	return nil
+}
+
+// checkLogFile checks --log-file before the wizard appends its debug log to it:
+// a regular file, or a new one in an existing directory, and not in a system
+// directory (appending to /etc/passwd as root would be no debug log). The
+// places for logs and scratch files are fine.
+func checkLogFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("--log-file: "+format+"; give a file of your own for the debug log, such as ./vm2mesh.log", args...)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fail("%v", err)
+	}
+	var dir string
+	if _, err := os.Lstat(abs); err == nil {
+		real, err := filepath.EvalSymlinks(abs) // where the log would really go
+		if err != nil {
+			return fail("%s: %v", path, err)
+		}
+		st, err := os.Stat(real)
+		if err != nil {
+			return fail("%s: %v", path, err)
+		}
+		if !st.Mode().IsRegular() {
+			return fail("%s is %s, not a regular file", path, steps.FileKind(st.Mode()))
+		}
+		dir = filepath.Dir(real)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fail("%s: %v", path, err)
+	} else if dir, err = filepath.EvalSymlinks(filepath.Dir(abs)); err != nil {
+		return fail("its directory %s does not exist", filepath.Dir(path))
+	}
+	if steps.IsSystemDir(dir) && !slices.Contains([]string{"/tmp", "/var/tmp", "/var/log"}, dir) {
+		return fail("%s is in %s, a system directory", path, dir)
 	}
 	return nil
 }
