@@ -305,3 +305,64 @@ func TestRevokedHostKeyRefused(t *testing.T) {
 		})
 	}
 }
+
+// The host key settings of an ssh_config, through Dial's resolution, and the
+// entry vm2mesh writes is one ssh itself then accepts.
+func TestHostKeySettingsFromSSHConfig(t *testing.T) {
+	vm := testvm.Start(t, testvm.Options{})
+	ctx := context.Background()
+	dir := t.TempDir()
+	kh := filepath.Join(dir, "known_hosts")
+	config := func(t *testing.T, settings string) string {
+		cfg := filepath.Join(t.TempDir(), "config")
+		text := "Host myvm\n\tHostName " + vm.Addr + "\n\tUser root\n\tIdentityFile " + vm.ClientKey +
+			"\n\tIdentitiesOnly yes\n\tIdentityAgent none\n\tUserKnownHostsFile " + kh +
+			"\n\tGlobalKnownHostsFile " + filepath.Join(dir, "ssh_known_hosts") + "\n" + settings
+		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	asked := false
+	opts := func(cfg string) remote.Options {
+		return remote.Options{Host: "myvm", SSHConfig: cfg, Timeout: 10 * time.Second,
+			HostKeys: remote.HostKeyPolicy{Ask: func(string, string, string) (remote.HostKeyDecision, error) {
+				asked = true
+				return remote.AcceptOnce, nil
+			}}}
+	}
+
+	t.Run("StrictHostKeyChecking yes", func(t *testing.T) {
+		asked = false
+		_, err := remote.Dial(ctx, opts(config(t, "\tStrictHostKeyChecking yes\n")))
+		var unknown *remote.UnknownHostError
+		if !errors.As(err, &unknown) || unknown.Strict != "yes" || asked {
+			t.Errorf("ssh_config StrictHostKeyChecking yes: want an unknown host refused unasked (asked %v), got %v", asked, err)
+		}
+	})
+
+	settings := "\tStrictHostKeyChecking accept-new\n\tHashKnownHosts yes\n\tHostKeyAlias vm2mesh-config-alias\n"
+	t.Run("StrictHostKeyChecking accept-new, HashKnownHosts, HostKeyAlias", func(t *testing.T) {
+		asked = false
+		c, err := remote.Dial(ctx, opts(config(t, settings)))
+		if err != nil {
+			t.Fatalf("ssh_config %q: %v", settings, err)
+		}
+		defer c.Close()
+		loggedInAsRoot(t, c, "ssh_config "+settings)
+		data, _ := os.ReadFile(kh)
+		if asked || !strings.HasPrefix(string(data), "|1|") || strings.Count(string(data), "\n") != 1 {
+			t.Fatalf("ssh_config %q: want one hashed entry written unasked (asked %v): %q", settings, asked, data)
+		}
+	})
+
+	t.Run("ssh accepts the entry vm2mesh wrote", func(t *testing.T) {
+		if _, err := exec.LookPath("ssh"); err != nil {
+			t.Skip("no ssh client to compare with")
+		}
+		cfg := config(t, "\tStrictHostKeyChecking yes\n\tHostKeyAlias vm2mesh-config-alias\n")
+		if out, err := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "myvm", "true").CombinedOutput(); err != nil {
+			t.Errorf("ssh with StrictHostKeyChecking yes does not find the hashed HostKeyAlias entry vm2mesh wrote: %v: %s", err, out)
+		}
+	})
+}
