@@ -25,7 +25,12 @@ import (
 
 var cluster *testcluster.Cluster
 
-func TestMain(m *testing.M) { os.Exit(testcluster.Main(m, &cluster)) }
+func TestMain(m *testing.M) {
+	if fuzzingOnly() { // see fuzz_test.go
+		os.Exit(m.Run())
+	}
+	os.Exit(testcluster.Main(m, &cluster))
+}
 
 var crdsOnce sync.Once
 
