@@ -42,6 +42,9 @@ var errUnauthenticated = errors.New("ssh: unable to authenticate")
 // without it.
 var errNoPassphrase = errors.New("encrypted, no passphrase given")
 
+// errPassphraseNotGiven: Options.Passphrase was asked and failed.
+var errPassphraseNotGiven = errors.New("encrypted, passphrase not given")
+
 // authenticator is one handshake's authentication: it hands the SSH client
 // one method after another (ClientConfig.AuthCallback) and remembers what it
 // offered, for the error when nothing gets in.
@@ -217,7 +220,7 @@ func (a *authenticator) privateKey(path string) (ssh.Signer, error) {
 	}
 	s, err := a.readPrivateKey(path)
 	a.loaded[path] = loadedKey{s, err}
-	if errors.Is(err, errNoPassphrase) {
+	if errors.Is(err, errNoPassphrase) || errors.Is(err, errPassphraseNotGiven) {
 		a.noPassphrase = append(a.noPassphrase, path)
 	}
 	return s, err
@@ -242,7 +245,7 @@ func (a *authenticator) readPrivateKey(path string) (ssh.Signer, error) {
 	for range passphrasePrompts {
 		pw, err := a.o.Passphrase(path)
 		if err != nil {
-			return nil, fmt.Errorf("encrypted, passphrase not given: %v", err)
+			return nil, fmt.Errorf("%w: %v", errPassphraseNotGiven, err)
 		}
 		if pw == "" { // OpenSSH: an empty answer means try the next key
 			return nil, errNoPassphrase

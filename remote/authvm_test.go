@@ -260,6 +260,84 @@ func TestAuthAgainstOpenSSH(t *testing.T) {
 		}
 	})
 
+	t.Run("ssh_config: where ssh gets in, Dial gets in", func(t *testing.T) {
+		if _, err := exec.LookPath("ssh"); err != nil {
+			t.Skip("needs OpenSSH's ssh to compare with")
+		}
+		// A fresh key, encrypted, that only its certificate lets in; the
+		// agent IdentityAgent names holds it. $SSH_AUTH_SOCK's agent holds
+		// the VM's own key, which IdentitiesOnly must keep back.
+		dir := t.TempDir()
+		fresh := newKey(t)
+		keyFile := filepath.Join(dir, "id_fresh")
+		writeKey(t, keyFile, fresh, "fresh pass")
+		certFile := filepath.Join(dir, "issued", "fresh.pub")
+		writeCert(t, certFile, ca, pubOf(t, fresh), testvm.UserNoPasswordSudo)
+		holder := startSSHAgent(t)
+		sshAdd(t, holder, keyFile, "fresh pass")
+		vmKeyAgent := startSSHAgent(t)
+		sshAdd(t, vmKeyAgent, filepath.Join(home, "vm_key"), "")
+		t.Setenv("SSH_AUTH_SOCK", vmKeyAgent)
+		knownHosts := filepath.Join(dir, "known_hosts")
+		if err := os.WriteFile(knownHosts, []byte(vm.KnownHostsLine()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		config := func(agent string) string {
+			cfg := filepath.Join(t.TempDir(), "config")
+			// Absolute paths: ssh reads ~ from the password database, not $HOME.
+			text := "Host myvm\n\tHostName " + vm.Addr + "\n\tUser " + testvm.UserNoPasswordSudo +
+				"\n\tIdentityAgent " + agent + "\n\tIdentitiesOnly yes\n\tIdentityFile " + keyFile +
+				"\n\tCertificateFile " + certFile + "\n\tUserKnownHostsFile " + knownHosts +
+				"\n\tStrictHostKeyChecking yes\n"
+			if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return cfg
+		}
+		ssh := func(cfg string) (string, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, "ssh", "-F", cfg, "-o", "BatchMode=yes", "myvm", "id", "-un").CombinedOutput()
+			return string(out), err
+		}
+		dial := func(cfg string, passphrase func(string) (string, error)) (*Client, error) {
+			return Dial(context.Background(), Options{
+				Host: "myvm", SSHConfig: cfg,
+				HostKeys:   HostKeyPolicy{KnownHostsFile: knownHosts, Pinned: vm.Fingerprint},
+				Passphrase: passphrase,
+				Timeout:    10 * time.Second,
+			})
+		}
+
+		cfg := config(holder)
+		if out, err := ssh(cfg); err != nil || strings.TrimSpace(out) != testvm.UserNoPasswordSudo {
+			t.Fatalf("ssh itself does not get in with this config (%v): %s", err, out)
+		}
+		c, err := dial(cfg, noPassphrase.Passphrase)
+		if err != nil {
+			t.Fatalf("ssh gets in with IdentityAgent, IdentitiesOnly yes, IdentityFile (encrypted, in the agent) and CertificateFile; Dial does not: %v", err)
+		}
+		defer c.Close()
+		if out, err := c.Run(context.Background(), "id -un"); err != nil || strings.TrimSpace(out) != testvm.UserNoPasswordSudo {
+			t.Errorf("logged in as %q (%v), want %s", out, err, testvm.UserNoPasswordSudo)
+		}
+
+		// Without the agent neither gets in, and Dial says why.
+		cfg = config("none")
+		if out, err := ssh(cfg); err == nil {
+			t.Fatalf("ssh gets in without the agent; the test proves nothing: %s", out)
+		}
+		_, err = dial(cfg, nil)
+		if err == nil {
+			t.Fatal("IdentityAgent none: Dial got in where ssh does not")
+		}
+		for _, want := range []string{"certificate " + certFile + " (encrypted, no passphrase given)", "no agent (IdentityAgent none)", "ssh-add " + keyFile} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("IdentityAgent none: the error lacks %q: %v", want, err)
+			}
+		}
+	})
+
 	t.Run("Dial: an encrypted key and no passphrase, as the operator sees it", func(t *testing.T) {
 		locked := filepath.Join(home, "id_vm_locked")
 		writeKey(t, locked, key, "never told")
