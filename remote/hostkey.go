@@ -72,7 +72,7 @@ func (e *UnknownHostError) Error() string {
 		b.WriteString("; ssh_config's StrictHostKeyChecking yes forbids adding an unknown host (ssh refuses too): check the fingerprint on the VM's console, then set vm.hostKeyFingerprint to it, or add the key to known_hosts")
 		return b.String()
 	case "no":
-		b.WriteString("; ssh_config's StrictHostKeyChecking no is treated as ask: vm2mesh never connects to an unknown host silently and always refuses a changed key")
+		b.WriteString("; ssh_config's StrictHostKeyChecking no is treated as ask (vm2mesh never connects to an unknown host silently, and always refuses a changed key)")
 	}
 	b.WriteString(": check the fingerprint on the VM's console, then set vm.hostKeyFingerprint to it (or answer the prompt in the wizard)")
 	return b.String()
@@ -145,12 +145,12 @@ type RevokedHostKeyError struct {
 }
 
 func (e *RevokedHostKeyError) Error() string {
-	what := "host key " + e.Fingerprint
+	what, fix := "host key "+e.Fingerprint, "the VM needs a new host key"
 	if e.CA {
-		what = "host certificate's CA (for key " + e.Fingerprint + ")"
+		what, fix = "host certificate's CA (for key "+e.Fingerprint+")", "the VM needs a certificate from another CA"
 	}
-	return fmt.Sprintf("WARNING: REVOKED HOST KEY DETECTED: the %s %s of %s is marked @revoked in %s:%d; vm2mesh refuses it, as ssh does. A stolen key may be impersonating the VM: if the VM has a new key, give its fingerprint in vm.hostKeyFingerprint; remove the @revoked line only if the revocation is a mistake",
-		e.KeyType, what, e.Host, e.KnownHosts, e.Line)
+	return fmt.Sprintf("WARNING: REVOKED HOST KEY DETECTED: the %s %s of %s is marked @revoked in %s:%d, so vm2mesh refuses it as ssh does (a stolen key may be impersonating the VM): %s; remove the @revoked line only if the revocation is a mistake",
+		e.KeyType, what, e.Host, e.KnownHosts, e.Line, fix)
 }
 
 // hostKeys verifies one hop's host key across the handshake rounds of a Dial.
@@ -326,10 +326,12 @@ func (h *hostKeys) rounds() iter.Seq[[]string] {
 		if !yield(first) {
 			return
 		}
+		// Families in the first list's order: known kinds first.
+		position := func(family []string) int {
+			return slices.IndexFunc(first, func(a string) bool { return slices.Contains(family, a) })
+		}
 		families := slices.Clone(keyFamilies)
-		slices.SortStableFunc(families, func(a, b []string) int {
-			return slices.Index(first, a[0]) - slices.Index(first, b[0])
-		})
+		slices.SortStableFunc(families, func(a, b []string) int { return position(a) - position(b) })
 		for _, family := range families {
 			h.mu.Lock()
 			h.round++
