@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"errors"
 	"net"
@@ -142,13 +143,15 @@ func (a *testAgent) closed() bool {
 }
 
 // keyServer is an SSH server that records the public keys it is offered, in
-// order, and accepts only those accept says yes to.
-func keyServer(t *testing.T, accept func(ssh.PublicKey) bool) (hop Hop, hostKey ssh.PublicKey, offered func() []ssh.PublicKey) {
+// order, and accepts only those accept says yes to, signed with one of
+// algorithms (default: x/crypto's).
+func keyServer(t *testing.T, accept func(ssh.PublicKey) bool, algorithms ...string) (hop Hop, hostKey ssh.PublicKey, offered func() []ssh.PublicKey) {
 	t.Helper()
 	var mu sync.Mutex
 	var seen []ssh.PublicKey
 	cfg := &ssh.ServerConfig{
-		MaxAuthTries: -1,
+		MaxAuthTries:            -1,
+		PublicKeyAuthAlgorithms: algorithms,
 		PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 			mu.Lock()
 			seen = append(seen, key)
@@ -361,6 +364,33 @@ func TestAuthAgentSocketSetting(t *testing.T) {
 	} {
 		if sock, _ := agentSocket(tc.setting); sock != tc.sock {
 			t.Errorf("IdentityAgent %q: socket %q, want %q", tc.setting, sock, tc.sock)
+		}
+	}
+}
+
+// RSA keys sign with SHA-2 (servers refuse ssh-rsa's SHA-1 nowadays), whether
+// the key is read lazily from its file or held by the agent.
+func TestAuthRSAKeysSignWithSHA2(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("SSH_AUTH_SOCK", "")
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeKey(t, filepath.Join(home, "id_rsa"), k, "")
+	accept := func(p ssh.PublicKey) bool { return samePub(p, pubOf(t, k)) }
+	for _, algorithm := range []string{ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSASHA512} {
+		hop, hostKey, _ := keyServer(t, accept, algorithm)
+		hop.IdentityFiles = []string{"~/id_rsa"}
+		if err := login(hop, Options{}, hostKey); err != nil {
+			t.Errorf("IdentityFile ~/id_rsa, server wanting %s: %v", algorithm, err)
+		}
+		ag := startTestAgent(t, k)
+		hop.IdentityFiles = nil
+		hop.IdentityAgent = ag.sock
+		if err := login(hop, Options{}, hostKey); err != nil {
+			t.Errorf("IdentityAgent holding an RSA key, server wanting %s: %v", algorithm, err)
 		}
 	}
 }
