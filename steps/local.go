@@ -106,6 +106,9 @@ func checkLocal(s Settings, o k8s.Options, only string, complete bool) (*Local, 
 			}
 			if len(missing) > 0 {
 				add("workDir", "%s lacks %s, which --only vm sends to the VM; run the cluster half first (vm2mesh apply --only cluster)", s.WorkDir, strings.Join(missing, ", "))
+			} else if err := CheckVMFiles(&Env{Settings: s, WorkDir: wd.Path}); err != nil {
+				// What in them reaches root's shell on the VM, parsed before the VM is contacted.
+				add("workDir", "%v; %s", err, HintOf(err))
 			}
 		}
 	}
