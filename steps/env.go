@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/vm2mesh/vm2mesh/k8s"
 	"github.com/vm2mesh/vm2mesh/remote"
@@ -41,11 +40,9 @@ func (e *Env) Close() {
 	if e.VM == nil {
 		return
 	}
-	if e.tmpDir != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		_, _ = e.VM.Run(ctx, "rm -rf "+remote.Quote(e.tmpDir))
-	}
+	// The connection's private directory: made by its first command, so there
+	// is one even when nothing was uploaded.
+	_ = e.VM.RemoveTempDir(context.Background())
 	e.VM.Close()
 }
 

@@ -85,12 +85,15 @@ func (e *Env) ConnectVM(ctx context.Context, p Prompts) error {
 	if sudo != nil {
 		ask = func() (string, error) { return sudo(c.Target.User, c.Target.HostName) }
 	}
+	// A refused login leaves nothing on the VM, its private directory included.
 	if err := c.Root(ctx, ask); err != nil {
+		_ = c.RemoveTempDir(context.Background())
 		c.Close()
 		return err
 	}
 	e.VM = c
 	if err := e.readFacts(ctx); err != nil {
+		_ = c.RemoveTempDir(context.Background())
 		c.Close()
 		e.VM = nil
 		return err
