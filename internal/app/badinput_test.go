@@ -93,7 +93,9 @@ func (e *badEnv) writeAnswers(t *testing.T, top, vm []string) {
 	if vm != nil {
 		lines = append(lines, "vm:")
 		for _, l := range override([]string{
-			"host: 198.51.100.1", "user: root", "identityFile: {key}", "sshConfig: {dir}/no-ssh-config",
+			// A refused loopback port: a case whose check regressed fails there,
+			// and no attempt ever leaves the machine.
+			"host: 127.0.0.1", "port: 1", "user: root", "identityFile: {key}", "sshConfig: {dir}/no-ssh-config",
 			"knownHostsFile: {home}/.ssh/known_hosts", "package: {pkg}",
 		}, vm) {
 			lines = append(lines, "  "+l)
@@ -565,7 +567,7 @@ func TestBadInputIsRefusedBeforeAnythingChanges(t *testing.T) {
 
 // TestTrustIsNotGivenBeforeConsent: with acceptNewHostKey, apply without --yes
 // and without a terminal to ask must refuse before it dials the VM, so no host
-// key is remembered (198.51.100.1 is TEST-NET-2: nothing answers there).
+// key is remembered (the VM is a refused loopback port: a dial would say so).
 func TestTrustIsNotGivenBeforeConsent(t *testing.T) {
 	istioInstalled(t)
 	e := newBadEnv(t)
