@@ -129,6 +129,9 @@ func handshake(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *h
 	c, chans, reqs, err := ssh.NewClientConn(conn, hop.Addr(), cfg)
 	if err != nil {
 		err = explainHandshake(hop, jump, auth.explain(err))
+		if stopped := ctx.Err(); stopped != nil && !errors.Is(err, stopped) {
+			err = fmt.Errorf("%w (stopped: %w)", err, stopped)
+		}
 		if pc, ok := conn.(*commandConn); ok {
 			// A command that failed says why on its stderr.
 			if why := pc.failure(time.Second); why != "" {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -28,6 +29,7 @@ type commandConn struct {
 	waitErr error
 
 	closeOnce sync.Once
+	closed    atomic.Bool // Close has run
 }
 
 func startProxyCommand(command, addr string) (*commandConn, error) {
@@ -78,6 +80,7 @@ func (c *commandConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 // it.
 func (c *commandConn) Close() error {
 	c.closeOnce.Do(func() {
+		c.closed.Store(true)
 		c.w.Close()
 		c.r.Close()
 		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
@@ -91,7 +94,9 @@ func (c *commandConn) Close() error {
 
 // failure says why the connection failed, from the command's side: its exit
 // status and the end of its stderr, once it has ended on its own (within
-// grace); "" while it still runs.
+// grace); "" while it still runs or when Close killed it. (The SSH client
+// closes the connection on a failed handshake: the exit status tells a
+// command that ended on its own from one killed.)
 func (c *commandConn) failure(grace time.Duration) string {
 	select {
 	case <-c.exited:
@@ -101,6 +106,9 @@ func (c *commandConn) failure(grace time.Duration) string {
 	status := "exited"
 	var exit *exec.ExitError
 	if errors.As(c.waitErr, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL && c.closed.Load() {
+			return "" // ours
+		}
 		status = exit.String()
 	}
 	msg := fmt.Sprintf("ProxyCommand %q %s", c.command, status)
