@@ -17,7 +17,8 @@ import (
 
 // Hop is one SSH server to log in to, with ssh_config applied as OpenSSH applies
 // it (Match, Include, tokens, canonicalisation): the values `ssh -G` prints that
-// vm2mesh honours. The answers file's explicit values win over the file's.
+// vm2mesh honours (Resolve). The answers file's explicit values win over the
+// file's. File settings have ~, %tokens and ${VAR} expanded.
 type Hop struct {
 	Alias    string // what the operator typed
 	HostName string
@@ -29,19 +30,21 @@ type Hop struct {
 	// CertificateFiles are CertificateFile entries, ~ expanded. A key's
 	// certificate is also looked for beside it as KEY-cert.pub.
 	CertificateFiles []string
-	// IdentityAgent is the agent's socket: "" means $SSH_AUTH_SOCK, "none" no
-	// agent.
+	// IdentityAgent is the agent's socket: "" and "SSH_AUTH_SOCK" mean
+	// $SSH_AUTH_SOCK, "$VAR" another variable, "none" no agent.
 	IdentityAgent string
 	// IdentitiesOnly: only the configured identities, even when the agent
 	// holds others (keys the agent holds for a configured file still count).
 	IdentitiesOnly bool
 	// ProxyJump lists the jump hosts, in dialing order, as written
-	// ([user@]host[:port] or ssh:// URIs); each is resolved as a host of its own.
+	// ([user@]host[:port] or ssh:// URIs, tokens expanded); each is resolved
+	// as a host of its own (Describe).
 	ProxyJump []string
 	// ProxyCommand, when set, is run with sh -c and carries the connection on
 	// its stdin and stdout; tokens are expanded already.
 	ProxyCommand string
-	// Host keys: where they are known, under which name, and what to do with
+	// Host keys: where they are known (OpenSSH's defaults filled in; "none"
+	// is kept as ssh prints it), under which name, and what to do with
 	// a new one ("yes", "accept-new", "ask"; "no"/"off" is treated as ask, and
 	// a changed key is refused whatever it says).
 	UserKnownHostsFiles   []string

@@ -48,7 +48,7 @@ func runSSHG(ctx context.Context, ssh string, args ...string) (sshG, error) {
 	cmd.WaitDelay = time.Second // a Match exec child keeping the pipes open
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("`ssh -G %s` took longer than %s (a Match exec command or a name lookup hangs?): %w", strings.Join(args, " "), sshGTimeout, ctx.Err())
+		return nil, fmt.Errorf("`ssh -G %s` did not finish (it is given %s; does a Match exec command or a host name lookup hang?): %w", strings.Join(args, " "), sshGTimeout, context.Cause(ctx))
 	}
 	if err != nil {
 		msg := strings.TrimSpace(CleanText(stderr.String()))
