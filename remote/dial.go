@@ -87,7 +87,18 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 // handshake can take more than one round: the host key algorithms offered
 // decide which of the server's keys it shows, and a pin may name another.
 func dialHop(ctx context.Context, via *ssh.Client, hop Hop, jump bool, o Options) (*ssh.Client, error) {
-	keys, err := newHostKeys(o.HostKeys, hop)
+	policy := o.HostKeys
+	if jump {
+		// The pin and accept-new are the VM's (its answers keys): a jump host is
+		// known by its known_hosts, or asked about by name.
+		policy.Pinned, policy.AcceptNew = "", false
+		if ask := policy.Ask; ask != nil {
+			policy.Ask = func(host, keyType, fingerprint string) (HostKeyDecision, error) {
+				return ask("jump host "+host, keyType, fingerprint)
+			}
+		}
+	}
+	keys, err := newHostKeys(policy, hop)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func terminalPrompts(stdio IO) steps.Prompts {
 	}
 	return steps.Prompts{
 		HostKey: func(host, keyType, fp string) (remote.HostKeyDecision, error) {
-			fmt.Fprintf(stdio.Out, "The VM %s is not in known_hosts. It offers this %s key:\n  %s\n", host, keyType, fp)
+			fmt.Fprintf(stdio.Out, "%s is not in known_hosts. It offers this %s key:\n  %s\n", hostLabel(host), keyType, fp)
 			fmt.Fprint(stdio.Out, "Trust it? [y]es and remember / [o]nce / [N]o: ")
 			switch answer(stdio.In) {
 			case "y", "yes":
@@ -60,6 +60,15 @@ func terminalPrompts(stdio IO) steps.Prompts {
 			return strings.TrimRight(line, "\r\n"), err
 		},
 	}
+}
+
+// hostLabel names the host a host key prompt is about: the VM, or a jump host
+// on the way to it (Dial says which).
+func hostLabel(host string) string {
+	if strings.HasPrefix(host, "jump host ") {
+		return "The " + host
+	}
+	return "The VM " + host
 }
 
 func answer(r io.Reader) string {
