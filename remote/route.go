@@ -16,6 +16,9 @@ const maxHops = 10
 // ProxyCommand; each next one through the hop before it.
 type Route struct {
 	Hops []Hop
+	// The VM's own host key settings from the answers file.
+	Pinned    string
+	AcceptNew bool
 }
 
 // Target is the VM.
@@ -66,7 +69,15 @@ func (r Route) String() string {
 		if h.HostKeyAlias != "" {
 			known += " as " + h.HostKeyAlias
 		}
-		fmt.Fprintf(&b, "  keys: %s; known_hosts: %s; StrictHostKeyChecking %s\n", ids, known, h.StrictHostKeyChecking)
+		check := "StrictHostKeyChecking " + h.StrictHostKeyChecking
+		switch {
+		case role != "vm":
+		case r.Pinned != "":
+			check = "host key pinned to " + r.Pinned + " (vm.hostKeyFingerprint)"
+		case r.AcceptNew:
+			check = "a new host key is accepted (vm.acceptNewHostKey)"
+		}
+		fmt.Fprintf(&b, "  keys: %s; known_hosts: %s; %s\n", ids, known, check)
 		if len(h.Ignored) > 0 {
 			fmt.Fprintf(&b, "  not honoured by vm2mesh: %s\n", strings.Join(h.Ignored, "; "))
 		}
@@ -85,7 +96,14 @@ func Describe(ctx context.Context, o Options) (Route, error) {
 	if o.IdentityFile != "" {
 		hops[len(hops)-1].IdentityFiles = []string{ExpandHome(o.IdentityFile)}
 	}
-	return Route{Hops: hops}, nil
+	// vm.knownHostsFile is where vm2mesh keeps host keys, for every hop
+	// (hostkey.go reads it so); the pin and accept-new are the VM's.
+	if o.HostKeys.KnownHostsFile != "" {
+		for i := range hops {
+			hops[i].UserKnownHostsFiles = []string{o.HostKeys.KnownHostsFile}
+		}
+	}
+	return Route{Hops: hops, Pinned: o.HostKeys.Pinned, AcceptNew: o.HostKeys.AcceptNew}, nil
 }
 
 // route resolves host and, before it, the jump hosts it names. As ssh does

@@ -21,6 +21,9 @@ type Prompts struct {
 	// Question answers what a keyboard-interactive login asks besides the
 	// password (a one-time code); nil refuses such logins.
 	Question func(user, host, instruction, question string, echo bool) (string, error)
+	// Connecting hears how vm2mesh will reach the VM (ssh_config applied as
+	// ssh applies it: hops, users, keys, known_hosts) before it connects.
+	Connecting func(remote.Route)
 }
 
 // VMFacts are what the VM is, read without changing it.
@@ -66,7 +69,7 @@ func (e *Env) ConnectVM(ctx context.Context, p Prompts) error {
 	if v.SudoPasswordFile != "" {
 		sudo = func(string, string) (string, error) { return fileSecret(v.SudoPasswordFile)("", "") }
 	}
-	c, err := remote.Dial(ctx, remote.Options{
+	opts := remote.Options{
 		Host: v.Host, Port: v.Port, User: v.User, IdentityFile: v.IdentityFile, SSHConfig: v.SSHConfig,
 		HostKeys: remote.HostKeyPolicy{
 			KnownHostsFile: expandHome(v.KnownHostsFile),
@@ -77,7 +80,15 @@ func (e *Env) ConnectVM(ctx context.Context, p Prompts) error {
 		Passphrase: p.Passphrase,
 		Password:   password,
 		Question:   p.Question,
-	})
+	}
+	if p.Connecting != nil {
+		route, err := remote.Describe(ctx, opts)
+		if err != nil {
+			return err
+		}
+		p.Connecting(route)
+	}
+	c, err := remote.Dial(ctx, opts)
 	if err != nil {
 		return err
 	}

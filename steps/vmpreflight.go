@@ -97,10 +97,14 @@ func (VMPreflight) Plan(env *Env) ([]Action, error) {
 	if ip == "" {
 		ip = "GATEWAY_IP"
 	}
-	return []Action{
+	var acts []Action
+	if env.VM != nil {
+		acts = append(acts, Action{Kind: Note, Title: "how vm2mesh reaches the VM (ssh_config as ssh applies it)", Body: env.VM.Route.String()})
+	}
+	return append(acts, []Action{
 		{Kind: Command, Title: "what the VM is", Argv: []string{"sh", "-c", factsScript}},
 		{Kind: Command, Title: "istiod reachable through the gateway", Argv: []string{"sh", "-c", reachScript(ip)}},
-	}, nil
+	}...), nil
 }
 
 func (VMPreflight) Run(ctx context.Context, env *Env, out *Output) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vm2mesh/vm2mesh/k8s"
+	"github.com/vm2mesh/vm2mesh/remote"
 	"github.com/vm2mesh/vm2mesh/steps"
 )
 
@@ -63,6 +64,12 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 	prompts := terminalPrompts(stdio)
 	if o.answers == "-" {
 		prompts = steps.Prompts{} // stdin held the answers: it has nothing more to say
+	}
+	prompts.Connecting = func(r remote.Route) {
+		fmt.Fprintf(stdio.Out, "vm: connecting as ssh would:\n")
+		for _, l := range strings.Split(r.String(), "\n") {
+			fmt.Fprintf(stdio.Out, "  %s\n", l)
+		}
 	}
 	if !o.yes && !o.dryRun {
 		switch {

@@ -70,7 +70,7 @@ func onboardingAnswers(t *testing.T, vm *testvm.VM, c vmCase) (path, workDir, ns
 	if r.code != 0 {
 		t.Fatalf("cluster half: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	testvm.GatewayWithoutIstiodStandIn(t, vm.HostAddr) // the preflight probes it; no istiod in these tests
+	testvm.GatewayWithoutIstiodStandInFor(t, vm) // the preflight probes it; no istiod in these tests
 	return path, workDir, ns
 }
 
