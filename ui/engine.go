@@ -5,6 +5,7 @@ package ui
 
 import (
 	"context"
+	"strings"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -66,6 +67,7 @@ type promptKind int
 const (
 	promptHostKey promptKind = iota
 	promptSecret
+	promptText // an answer shown as it is typed (the server asked with echo on)
 )
 
 type promptReply struct {
@@ -102,5 +104,15 @@ func (b bus) prompts(ctx context.Context) steps.Prompts {
 		Passphrase: func(file string) (string, error) { return secret("Passphrase for " + file) },
 		Password:   func(user, host string) (string, error) { return secret("Password for " + user + "@" + host) },
 		Sudo:       func(user, host string) (string, error) { return secret("sudo password for " + user + " on " + host) },
+		// A keyboard-interactive question other than the password (a one-time
+		// code): a dialog each, in the server's words, cleaned of escapes.
+		Question: func(user, host, instruction, question string, echo bool) (string, error) {
+			kind := promptSecret
+			if echo {
+				kind = promptText
+			}
+			r := ask(kind, user+"@"+host+" asks: "+remote.CleanText(strings.TrimSpace(question)), remote.CleanText(strings.TrimSpace(instruction)))
+			return r.secret, r.err
+		},
 	}
 }

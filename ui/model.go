@@ -263,6 +263,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case promptMsg:
 		m.prompt = &msg
 		m.secret.SetValue("")
+		m.secret.EchoMode = textinput.EchoPassword
+		if msg.kind == promptText {
+			m.secret.EchoMode = textinput.EchoNormal
+		}
 		return m, tea.Batch(m.secret.Focus(), m.bus.listen())
 	case preparedMsg:
 		if msg.err != nil {

@@ -274,3 +274,44 @@ func TestStartedAgainItOffersToResume(t *testing.T) {
 		t.Errorf("no resume offer:\n%s", plain(m))
 	}
 }
+
+// A keyboard-interactive question is a dialog of its own, in the server's words
+// (escapes cleaned); the answer shows as typed only when the server asked so.
+func TestKeyboardInteractiveQuestionsAreDialogs(t *testing.T) {
+	b := make(bus, 1)
+	answers := make(chan string, 2)
+	q := b.prompts(context.Background()).Question
+	go func() {
+		a, _ := q("admin", "vm", "Two-factor \x1b[31mlogin\x1b[0m", "Verification code: ", true)
+		answers <- a
+		a, _ = q("admin", "vm", "", "PIN: ", false)
+		answers <- a
+	}()
+	m := New(context.Background(), &scriptedEngine{}, steps.Defaults(), Options{})
+	for i, tc := range []struct {
+		typed, shown, hidden string
+	}{
+		{"123456", "admin@vm asks: Verification code:", ""},
+		{"4321", "admin@vm asks: PIN:", "4321"},
+	} {
+		msg := (<-b).(promptMsg)
+		m.Update(msg)
+		for _, r := range tc.typed {
+			press(m, string(r))
+		}
+		view := plain(m)
+		if !strings.Contains(view, tc.shown) || strings.Contains(view, "\x1b[31m") {
+			t.Errorf("question %d:\n%s", i+1, view)
+		}
+		if i == 0 && (!strings.Contains(view, "Two-factor login") || !strings.Contains(view, "123456")) {
+			t.Errorf("an echoed question hides the instruction or the answer:\n%s", view)
+		}
+		if tc.hidden != "" && strings.Contains(view, tc.hidden) {
+			t.Errorf("a question asked without echo shows the answer:\n%s", view)
+		}
+		press(m, "enter")
+		if got := <-answers; got != tc.typed {
+			t.Errorf("answer %q, want %q", got, tc.typed)
+		}
+	}
+}
