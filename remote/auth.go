@@ -67,7 +67,7 @@ type authenticator struct {
 
 	kbdTried, passwordTried bool
 	password                func() (string, error)
-	passwordNote            string // why no password was sent
+	kbdNote, passwordNote   string // why no answer or password was sent
 	unanswered              error
 	noPassphrase            []string // files skipped for lack of a passphrase
 }
@@ -104,7 +104,8 @@ type loadedKey struct {
 func newAuthenticator(hop Hop, jump bool, o Options) *authenticator {
 	a := &authenticator{hop: hop, jump: jump, o: o, loaded: map[string]loadedKey{}}
 	if !jump && o.Password != nil {
-		// Once a Dial: keyboard-interactive and password share the answer.
+		// Asked once: keyboard-interactive and password share the answer, and
+		// only the VM's handshake (one a Dial) gets this far.
 		a.password = sync.OnceValues(func() (string, error) { return o.Password(hop.User, hop.HostName) })
 	}
 	return a
@@ -164,6 +165,7 @@ func (a *authenticator) answer(_, instruction string, questions []string, echos 
 			a.unanswered = err
 		}
 		if err != nil {
+			a.kbdNote = "not answered: " + err.Error()
 			return nil, &stepError{err}
 		}
 	}
@@ -564,7 +566,14 @@ func (a *authenticator) tried() []string {
 		out = append(out, "no key files")
 	}
 	if a.kbdTried {
-		out = append(out, "keyboard-interactive")
+		switch {
+		case a.unanswered != nil:
+			out = append(out, "keyboard-interactive (a question nobody could answer)")
+		case a.kbdNote != "":
+			out = append(out, "keyboard-interactive ("+a.kbdNote+")")
+		default:
+			out = append(out, "keyboard-interactive")
+		}
 	}
 	if a.passwordTried {
 		if a.passwordNote != "" {
