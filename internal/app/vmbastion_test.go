@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/vm2mesh/vm2mesh/internal/testvm"
 )
 
@@ -93,4 +95,24 @@ func vmKey(t *testing.T, path, key string) string {
 func setVMKey(t *testing.T, path, key, value string) {
 	t.Helper()
 	rewrite(t, path, "  "+key+": "+vmKey(t, path, key), "  "+key+": "+value)
+}
+
+// A VM with the usual three host keys, pinned by the fingerprint ssh-keygen -lf
+// shows for its RSA key (not the one negotiated first), is onboarded; the
+// known_hosts entry is that key.
+func TestOnboardAVMPinnedByItsRSAKey(t *testing.T) {
+	testvm.Skip(t)
+	vm := testvm.Start(t, testvm.Options{HostKeyTypes: []string{"rsa", "ecdsa", "ed25519"}})
+	path, workDir, _ := onboardingAnswers(t, vm, vmCase{family: testvm.Debian, user: "root"})
+	rsa := ssh.FingerprintSHA256(vm.HostKeys["rsa"])
+	setVMKey(t, path, "hostKeyFingerprint", rsa)
+	r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm")
+	if r.code != 0 {
+		t.Fatalf("pinned by the RSA key %s: exit %d\n%s\n%s", rsa, r.code, r.stdout, r.stderr)
+	}
+	assertOnboarded(t, vm, workDir)
+	known, err := os.ReadFile(vmKey(t, path, "knownHostsFile"))
+	if err != nil || !strings.Contains(string(known), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(vm.HostKeys["rsa"])))) {
+		t.Errorf("known_hosts after pinning the RSA key (%v):\n%s", err, known)
+	}
 }
