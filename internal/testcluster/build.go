@@ -38,13 +38,15 @@ var (
 	Istioctl              = Tool{Name: "istioctl", Module: "istio", Version: IstioVersion, Package: "istio.io/istio/istioctl/cmd/istioctl"}
 	PilotDiscovery        = Tool{Name: "pilot-discovery", Module: "istio", Version: IstioVersion, Package: "istio.io/istio/pilot/cmd/pilot-discovery"}
 	PilotAgent            = Tool{Name: "pilot-agent", Module: "istio", Version: IstioVersion, Package: "istio.io/istio/pilot/cmd/pilot-agent"}
+	// Helm installs Istio from the charts of the istio.io/istio module above.
+	Helm = Tool{Name: "helm", Module: "helm", Version: "v3.22.0", Package: "helm.sh/helm/v3/cmd/helm", LDFlags: "-X helm.sh/helm/v3/internal/version.version=v3.22.0"}
 )
 
 // ControlPlaneTools start a cluster; EndToEndTools add what the whole onboarding
 // needs (a cold build of these is ~10 minutes).
 var (
 	ControlPlaneTools = []Tool{Etcd, KubeAPIServer}
-	EndToEndTools     = []Tool{KubeControllerManager, KubeScheduler, Kwok, Istioctl, PilotDiscovery, PilotAgent}
+	EndToEndTools     = []Tool{KubeControllerManager, KubeScheduler, Kwok, Istioctl, PilotDiscovery, PilotAgent, Helm}
 )
 
 // RepoRoot finds the vm2mesh checkout from the working directory.
