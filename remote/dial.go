@@ -87,6 +87,8 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 // handshake can take more than one round: the host key algorithms offered
 // decide which of the server's keys it shows, and a pin may name another.
 func dialHop(ctx context.Context, via *ssh.Client, hop Hop, jump bool, o Options) (*ssh.Client, error) {
+	clock := &handshakeClock{d: o.Timeout}
+	o = clock.whilePrompting(o)
 	policy := o.HostKeys
 	if jump {
 		// The pin and accept-new are the VM's (its answers keys): a jump host is
@@ -104,7 +106,7 @@ func dialHop(ctx context.Context, via *ssh.Client, hop Hop, jump bool, o Options
 	}
 	for algorithms := range keys.rounds() {
 		var c *ssh.Client
-		c, err = handshake(ctx, via, hop, jump, keys, algorithms, o)
+		c, err = handshake(ctx, via, hop, jump, keys, algorithms, o, clock)
 		if !keys.again(err) {
 			return c, err
 		}
@@ -114,17 +116,16 @@ func dialHop(ctx context.Context, via *ssh.Client, hop Hop, jump bool, o Options
 }
 
 // handshake is one connection attempt offering these host key algorithms.
-func handshake(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *hostKeys, algorithms []string, o Options) (*ssh.Client, error) {
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+func handshake(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *hostKeys, algorithms []string, o Options, clock *handshakeClock) (*ssh.Client, error) {
+	connectCtx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	conn, err := connect(ctx, via, hop)
+	conn, err := connect(connectCtx, via, hop)
 	if err != nil {
 		return nil, err
 	}
-	// The handshake has the same deadline; cancelling closes the connection.
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
+	// The handshake has its own clock (it stands still while a prompt is open);
+	// cancelling closes the connection.
+	clock.start(conn)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	// auth.go picks each next method and closes the agent afterwards.
@@ -138,10 +139,13 @@ func handshake(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *h
 		Timeout:           o.Timeout,
 	}
 	c, chans, reqs, err := ssh.NewClientConn(conn, hop.Addr(), cfg)
+	expired := clock.stop()
 	if err != nil {
 		err = explainHandshake(hop, jump, auth.explain(err))
 		if stopped := ctx.Err(); stopped != nil && !errors.Is(err, stopped) {
 			err = fmt.Errorf("%w (stopped: %w)", err, stopped)
+		} else if expired {
+			err = fmt.Errorf("%w (stopped: the handshake took longer than %s)", err, o.Timeout)
 		}
 		if pc, ok := conn.(*commandConn); ok {
 			// A command that failed says why on its stderr.
@@ -152,7 +156,6 @@ func handshake(ctx context.Context, via *ssh.Client, hop Hop, jump bool, keys *h
 		conn.Close()
 		return nil, err
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
