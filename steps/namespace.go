@@ -39,10 +39,16 @@ func (Namespace) Run(ctx context.Context, env *Env, out *Output) error {
 	if err != nil {
 		return err
 	}
+	if created {
+		out.Created(namespaceKey(s), true)
+	}
 	out.Summary("namespace %s %s", s.Namespace, createdOrKept(created))
 	created, err = env.Client.EnsureServiceAccount(ctx, s.Namespace, s.ServiceAccount)
 	if err != nil {
 		return err
+	}
+	if created {
+		out.Created(serviceAccountKey(s), true)
 	}
 	out.Summary("service account %s %s", s.ServiceAccount, createdOrKept(created))
 	return nil
@@ -53,4 +59,10 @@ func createdOrKept(created bool) string {
 		return "created"
 	}
 	return "already existed"
+}
+
+// The State's names for what the namespace step created.
+func namespaceKey(s Settings) string { return "namespace/" + s.Namespace }
+func serviceAccountKey(s Settings) string {
+	return "serviceaccount/" + s.Namespace + "/" + s.ServiceAccount
 }

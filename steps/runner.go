@@ -22,6 +22,9 @@ type Runner struct {
 	Emit  func(Event)
 	// Skip names steps the operator chose to skip after they failed.
 	Skip map[string]bool
+	// Command names the command in plan.sh ("apply" when empty); PlanFile is
+	// the dry run's script ("plan.sh" when empty).
+	Command, PlanFile string
 }
 
 // Result counts what a run did.
@@ -59,6 +62,9 @@ func (r *Runner) Run(ctx context.Context) (Result, error) {
 		if err == nil {
 			err = st.Run(ctx, r.Env, out)
 		}
+		// What a step created is remembered even when it then failed: remove
+		// deletes only what vm2mesh made.
+		state.record(out.created)
 		if err != nil {
 			if ctx.Err() != nil {
 				err = fmt.Errorf("interrupted: %w", ctx.Err())
@@ -93,7 +99,14 @@ func (r *Runner) DryRun(ctx context.Context) (files []string, err error) {
 		return nil, err
 	}
 	var script strings.Builder
-	script.WriteString("#!/bin/sh\n# What `vm2mesh apply` would do with these settings, in order.\n# Written by vm2mesh apply --dry-run; nothing was changed.\nset -e\n")
+	command, planFile := r.Command, r.PlanFile
+	if command == "" {
+		command = "apply"
+	}
+	if planFile == "" {
+		planFile = "plan.sh"
+	}
+	fmt.Fprintf(&script, "#!/bin/sh\n# What `vm2mesh %[1]s` would do with these settings, in order.\n# Written by vm2mesh %[1]s --dry-run; nothing was changed.\nset -e\n", command)
 	for i, st := range r.Steps {
 		fmt.Fprintf(&script, "\n# %d. %s [%s]\n", i+1, st.Title(), st.Name())
 		status, err := st.Check(ctx, r.Env)
@@ -125,7 +138,7 @@ func (r *Runner) DryRun(ctx context.Context) (files []string, err error) {
 			}
 		}
 	}
-	path := filepath.Join(dir, "plan.sh")
+	path := filepath.Join(dir, planFile)
 	if _, err := safefile.Write(path, []byte(script.String())); err != nil {
 		return files, err
 	}
@@ -148,6 +161,9 @@ type State struct {
 	path     string
 	Settings string               `json:"settings"`
 	Steps    map[string]StepState `json:"steps"`
+	// Created names what vm2mesh created in the cluster ("namespace/NS",
+	// "serviceaccount/NS/NAME"): remove deletes those and nothing it found.
+	Created map[string]bool `json:"created,omitempty"`
 }
 
 // StepState is how a step ended last.
@@ -169,7 +185,7 @@ func LoadState(workDir string, s Settings) *State {
 	}
 	var saved State
 	if json.Unmarshal(data, &saved) == nil && saved.Settings == st.Settings && saved.Steps != nil {
-		st.Steps = saved.Steps
+		st.Steps, st.Created = saved.Steps, saved.Created
 	}
 	return st
 }
@@ -177,6 +193,20 @@ func LoadState(workDir string, s Settings) *State {
 // Mark records how a step ended.
 func (s *State) Mark(step, status, errText string) {
 	s.Steps[step] = StepState{Status: status, Error: errText, At: time.Now().UTC()}
+}
+
+// record adds what a step created (true) and drops what it deleted (false).
+func (s *State) record(created map[string]bool) {
+	for k, made := range created {
+		if made {
+			if s.Created == nil {
+				s.Created = map[string]bool{}
+			}
+			s.Created[k] = true
+		} else {
+			delete(s.Created, k)
+		}
+	}
 }
 
 // Failed names the step the last run failed at, if any.

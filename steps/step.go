@@ -76,9 +76,10 @@ type Event struct {
 
 // Output is how a running step reports.
 type Output struct {
-	step  Step
-	emit  func(Event)
-	notes []string
+	step    Step
+	emit    func(Event)
+	notes   []string
+	created map[string]bool // saved in the State by the runner
 }
 
 func (o *Output) send(e Event) {
@@ -108,6 +109,15 @@ func (o *Output) Progress(text string, cur, total int64) {
 // Summary sets the one line shown beside the finished step.
 func (o *Output) Summary(format string, args ...any) {
 	o.notes = append(o.notes, fmt.Sprintf(format, args...))
+}
+
+// Created records that the step created (true) or deleted (false) what key
+// names, so that remove knows what is vm2mesh's to delete.
+func (o *Output) Created(key string, created bool) {
+	if o.created == nil {
+		o.created = map[string]bool{}
+	}
+	o.created[key] = created
 }
 
 // HintError is an error with advice for the operator.
