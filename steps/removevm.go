@@ -1,0 +1,300 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/vm2mesh/vm2mesh/remote"
+)
+
+// The VM half of remove, in the reverse order of apply: stop the agent, let
+// Istio clean its iptables rules, remove the files vm2mesh placed (as
+// istio-proxy, while it still exists), the package, the /etc/hosts line, and
+// last vm2mesh's own directory, whose marker says the package was vm2mesh's.
+// Each step skips what is already gone, so a cut-off remove resumes.
+
+// RemoveVMSteps are the VM half of remove, in order.
+func RemoveVMSteps() []Step {
+	return []Step{RemoveAgent{}, RemoveIptables{}, RemoveVMFiles{}, RemovePackage{}, RemoveHostsLine{}, RemoveVMState{}}
+}
+
+// RemoveAgent stops the agent and keeps it from starting at boot.
+type RemoveAgent struct{}
+
+func (RemoveAgent) Name() string  { return "vm-stop-agent" }
+func (RemoveAgent) Title() string { return "Stop the Istio agent" }
+
+func (RemoveAgent) Check(ctx context.Context, env *Env) (Status, error) {
+	if err := env.vmReady(); err != nil {
+		return Status{}, err
+	}
+	line := "pgrep -f '" + agentPattern + "' >/dev/null"
+	if env.Facts.Systemd {
+		line = "systemctl is-active --quiet istio || systemctl is-enabled --quiet istio 2>/dev/null"
+	}
+	if _, err := env.VM.RunRoot(ctx, line); err != nil {
+		return Status{Skip: true, Reason: "the agent is not running"}, nil
+	}
+	return Status{Reason: "the agent runs"}, nil
+}
+
+func stopScript(env *Env) string {
+	if env.Facts.Systemd {
+		return "systemctl disable --now istio"
+	}
+	// As vm-start stops it: the agent drains for seconds after SIGTERM.
+	p := "'" + agentPattern + "'"
+	return "pkill -f " + p + "; i=0; while pgrep -f " + p + " >/dev/null && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done; " +
+		"pkill -9 -f " + p + "; true"
+}
+
+func (RemoveAgent) Plan(env *Env) ([]Action, error) {
+	return []Action{{Kind: Command, Title: "stop the agent as root", Argv: []string{"sh", "-c", stopScript(env)}}}, nil
+}
+
+func (RemoveAgent) Run(ctx context.Context, env *Env, out *Output) error {
+	if _, err := env.VM.RunRoot(ctx, stopScript(env)); err != nil {
+		return WithHint(err, "stop it by hand (systemctl disable --now istio, or kill istio-start.sh and pilot-agent) and run remove again")
+	}
+	out.Summary("stopped")
+	return nil
+}
+
+// RemoveIptables removes the agent's iptables rules as Istio's `istio-start.sh
+// clean` does, but by calling pilot-agent directly: istio-start.sh would source
+// cluster.env, istio-proxy's file, as root.
+type RemoveIptables struct{}
+
+func (RemoveIptables) Name() string  { return "vm-clean-iptables" }
+func (RemoveIptables) Title() string { return "Remove the agent's iptables rules" }
+
+// istioChains prints the ISTIO_ chains of IPv4 and IPv6, where the tools exist.
+const istioChains = `for s in iptables-save ip6tables-save; do command -v $s >/dev/null 2>&1 && $s 2>/dev/null; done | grep '^:ISTIO_' | cut -d' ' -f1 | sort -u`
+
+const cleanIptables = "/usr/local/bin/pilot-agent istio-iptables --cleanup-only"
+
+func (RemoveIptables) Check(ctx context.Context, env *Env) (Status, error) {
+	if err := env.vmReady(); err != nil {
+		return Status{}, err
+	}
+	chains, err := env.VM.RunRoot(ctx, istioChains+"; true")
+	if err != nil {
+		return Status{}, err
+	}
+	if strings.TrimSpace(chains) == "" {
+		return Status{Skip: true, Reason: "no ISTIO_ iptables chains"}, nil
+	}
+	return Status{Reason: "iptables has " + strings.Join(strings.Fields(chains), " ")}, nil
+}
+
+func (RemoveIptables) Plan(env *Env) ([]Action, error) {
+	return []Action{{Kind: Command, Title: "as root, what istio-start.sh clean runs", Argv: strings.Fields(cleanIptables)}}, nil
+}
+
+func (RemoveIptables) Run(ctx context.Context, env *Env, out *Output) error {
+	if _, err := env.VM.RunRoot(ctx, cleanIptables); err != nil {
+		return WithHint(err, "pilot-agent comes with the sidecar package: if it is gone, remove the ISTIO_ chains with iptables -t nat -F/-X (and mangle) by hand")
+	}
+	out.Summary("ISTIO_ chains removed")
+	return nil
+}
+
+// removedFiles are what vm2mesh placed, and the certificate and key the agent
+// got with them: the identity of a workload that is leaving.
+func removedFiles() []string {
+	var files []string
+	for _, p := range placement {
+		files = append(files, p.target)
+	}
+	return append(files, agentCertPath, agentKeyPath)
+}
+
+// RemoveVMFiles removes the files, as istio-proxy: they lie in its directories,
+// where any name can be a link it planted. rm does not follow a link it
+// removes, and as istio-proxy a link in the path leads nowhere it could not go.
+type RemoveVMFiles struct{}
+
+func (RemoveVMFiles) Name() string  { return "vm-remove-files" }
+func (RemoveVMFiles) Title() string { return "Remove the files vm2mesh placed" }
+
+func (RemoveVMFiles) Check(ctx context.Context, env *Env) (Status, error) {
+	if err := env.vmReady(); err != nil {
+		return Status{}, err
+	}
+	var line strings.Builder
+	for _, f := range removedFiles() {
+		fmt.Fprintf(&line, "if [ -e %[1]s ] || [ -L %[1]s ]; then echo %[1]s; fi\n", f)
+	}
+	have, err := env.asAgent(ctx, line.String())
+	if noAgentUser(err) {
+		return Status{Skip: true, Reason: "the VM has no istio-proxy, so none of its files"}, nil
+	}
+	if err != nil {
+		return Status{}, err
+	}
+	if strings.TrimSpace(have) == "" {
+		return Status{Skip: true, Reason: "none of the files is there"}, nil
+	}
+	return Status{Reason: strings.Join(strings.Fields(have), ", ") + " to remove"}, nil
+}
+
+// removeFilesScript: the files as istio-proxy; then the directories vm2mesh may
+// have made (vm-place-files' agent_dir), only when empty: rmdir never follows a
+// link and never removes anything else. Where root owns the parent, root does it.
+func removeFilesScript() string {
+	var b strings.Builder
+	b.WriteString(remote.AsUserFunc(agentUser) + "\nas_user rm -f --")
+	for _, f := range removedFiles() {
+		b.WriteString(" " + f)
+	}
+	b.WriteString("\nas_user rmdir /var/run/secrets/tokens 2>/dev/null\nrmdir /var/run/secrets /etc/certs 2>/dev/null\ntrue")
+	return b.String()
+}
+
+func (RemoveVMFiles) Plan(env *Env) ([]Action, error) {
+	return []Action{{Kind: Command, Title: "as root, the files as istio-proxy", Argv: []string{"sh", "-c", removeFilesScript()}}}, nil
+}
+
+func (RemoveVMFiles) Run(ctx context.Context, env *Env, out *Output) error {
+	if _, err := env.VM.RunRoot(ctx, removeFilesScript()); err != nil {
+		return err
+	}
+	out.Summary("removed %s", strings.Join(removedFiles(), ", "))
+	return nil
+}
+
+// RemovePackage removes istio-sidecar when vm2mesh installed it (its marker in
+// vmStateDir says so); one the operator installed is theirs to remove.
+type RemovePackage struct{}
+
+func (RemovePackage) Name() string  { return "vm-remove-package" }
+func (RemovePackage) Title() string { return "Remove the sidecar package" }
+
+func removeCommand(env *Env) string {
+	if env.Facts.Family == "rpm" {
+		return "rpm -e istio-sidecar"
+	}
+	return "dpkg -r istio-sidecar"
+}
+
+func (RemovePackage) Check(ctx context.Context, env *Env) (Status, error) {
+	if err := env.vmReady(); err != nil {
+		return Status{}, err
+	}
+	have, err := env.VM.RunRoot(ctx, fmt.Sprintf("%s >/dev/null 2>&1 && echo installed; [ -f %s ] && echo marked; true", installedQuery(env), packageMarker))
+	if err != nil {
+		return Status{}, err
+	}
+	switch {
+	case !strings.Contains(have, "installed"):
+		return Status{Skip: true, Reason: "istio-sidecar is not installed"}, nil
+	case !strings.Contains(have, "marked"):
+		return Status{Skip: true, Reason: fmt.Sprintf("istio-sidecar was not installed by vm2mesh (no %s): left in place; `%s` removes it", packageMarker, removeCommand(env))}, nil
+	}
+	return Status{Reason: "istio-sidecar is installed"}, nil
+}
+
+func (RemovePackage) Plan(env *Env) ([]Action, error) {
+	return []Action{{Kind: Command, Title: "remove as root", Argv: strings.Fields(removeCommand(env))}}, nil
+}
+
+func (RemovePackage) Run(ctx context.Context, env *Env, out *Output) error {
+	res, err := env.VM.RunRoot(ctx, removeCommand(env)+" 2>&1")
+	for _, l := range strings.Split(strings.TrimSpace(res), "\n") {
+		if l != "" {
+			out.Logf("%s", l)
+		}
+	}
+	if err != nil {
+		return WithHint(err, "the package manager refused: read its output above")
+	}
+	out.Summary("removed istio-sidecar")
+	return nil
+}
+
+// RemoveHostsLine drops the line vm2mesh manages from /etc/hosts and keeps every
+// other line byte for byte; /etc/hosts.vm2mesh.orig stays as the record of what
+// the file was before the first apply.
+type RemoveHostsLine struct{}
+
+func (RemoveHostsLine) Name() string  { return "vm-remove-hosts-line" }
+func (RemoveHostsLine) Title() string { return "Remove vm2mesh's line from /etc/hosts" }
+
+// managedLine is the awk test for vm2mesh's line: it ends with the mark.
+const managedLine = `substr($0, length($0) - length(mark) + 1) == mark`
+
+func (RemoveHostsLine) Check(ctx context.Context, env *Env) (Status, error) {
+	if err := env.vmReady(); err != nil {
+		return Status{}, err
+	}
+	have, err := env.VM.RunRoot(ctx, fmt.Sprintf("awk -v mark=%s '%s' /etc/hosts", remote.Quote(hostsMark), managedLine))
+	if err != nil {
+		return Status{}, err
+	}
+	if strings.TrimSpace(have) == "" {
+		return Status{Skip: true, Reason: "/etc/hosts has no line of vm2mesh's"}, nil
+	}
+	return Status{Reason: "/etc/hosts has " + strings.TrimSpace(have)}, nil
+}
+
+// unhostsScript writes /etc/hosts without the managed line as hostsScript
+// writes it: a new file renamed over it, in place where it is a mount point.
+func unhostsScript() string {
+	return fmt.Sprintf(`set -e
+H=/etc/hosts
+tmp=$(mktemp "$H.vm2mesh.XXXXXX")
+awk -v mark=%s '!(%s)' "$H" > "$tmp"
+chmod --reference="$H" "$tmp"; chown --reference="$H" "$tmp"
+mv -f "$tmp" "$H" 2>/dev/null || { cat "$tmp" > "$H"; rm -f "$tmp"; }`, remote.Quote(hostsMark), managedLine)
+}
+
+func (RemoveHostsLine) Plan(env *Env) ([]Action, error) {
+	return []Action{{Kind: Command, Title: "as root", Argv: []string{"sh", "-c", unhostsScript()}}}, nil
+}
+
+func (RemoveHostsLine) Run(ctx context.Context, env *Env, out *Output) error {
+	if _, err := env.VM.RunRoot(ctx, unhostsScript()); err != nil {
+		return err
+	}
+	out.Summary("removed; /etc/hosts.vm2mesh.orig (the file before vm2mesh first changed it) is kept")
+	return nil
+}
+
+// RemoveVMState removes vm2mesh's own directory: the package marker and the
+// files vm-place-files replaced. Root's, so root removes it, after checking it
+// is still root's directory and not a link.
+type RemoveVMState struct{}
+
+func (RemoveVMState) Name() string  { return "vm-remove-state" }
+func (RemoveVMState) Title() string { return "Remove " + vmStateDir }
+
+func (RemoveVMState) Check(ctx context.Context, env *Env) (Status, error) {
+	if err := env.vmReady(); err != nil {
+		return Status{}, err
+	}
+	have, err := env.VM.RunRoot(ctx, fmt.Sprintf("if [ -e %[1]s ] || [ -L %[1]s ]; then echo there; fi", vmStateDir))
+	if err != nil {
+		return Status{}, err
+	}
+	if strings.TrimSpace(have) == "" {
+		return Status{Skip: true, Reason: vmStateDir + " is gone"}, nil
+	}
+	return Status{Reason: vmStateDir + " holds the package marker and the replaced files"}, nil
+}
+
+var removeStateScript = fmt.Sprintf(`S=%s
+if [ -L "$S" ] || [ ! -d "$S" ] || [ "$(stat -c %%u "$S")" != 0 ]; then echo "$S is not root's directory: left alone, look at it" >&2; exit 1; fi
+rm -rf -- "$S"`, vmStateDir)
+
+func (RemoveVMState) Plan(env *Env) ([]Action, error) {
+	return []Action{{Kind: Command, Title: "as root", Argv: []string{"sh", "-c", removeStateScript}}}, nil
+}
+
+func (RemoveVMState) Run(ctx context.Context, env *Env, out *Output) error {
+	if _, err := env.VM.RunRoot(ctx, removeStateScript); err != nil {
+		return err
+	}
+	out.Summary("removed")
+	return nil
+}
