@@ -1,0 +1,141 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vm2mesh/vm2mesh/k8s"
+	"github.com/vm2mesh/vm2mesh/remote"
+	"github.com/vm2mesh/vm2mesh/steps"
+)
+
+type removeOptions struct {
+	applyOptions
+	all bool
+}
+
+func newRemove(stdio IO) *cobra.Command {
+	var o removeOptions
+	cmd := &cobra.Command{
+		Use:   "remove -f answers.yaml",
+		Short: "Take the VM out of the mesh: undo what apply did",
+		Long: `remove undoes apply with the same answers file: on the VM it stops the agent,
+cleans its iptables rules, removes the files vm2mesh placed, the sidecar package
+(when vm2mesh installed it), its /etc/hosts line and /var/lib/vm2mesh; in the
+cluster the VM's WorkloadEntry, the WorkloadGroup once no other VM uses it, and
+the namespace and service account if vm2mesh created them and they hold nothing
+else. --all also deletes istiod's exposure. The control plane and the east-west
+gateway are never deleted (the summary says how). It shows the plan first, skips
+what is already gone and resumes where a failed run stopped.`,
+		Args: noArgs("give the answers file with -f answers.yaml"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.answers == "" {
+				return errors.New("expecting the answers file apply used: -f answers.yaml")
+			}
+			return runRemove(cmd.Context(), stdio, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.answers, "file", "f", "", "the answers file apply used (YAML; - reads stdin)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "write remove-plan.sh into workDir; change nothing")
+	f.BoolVarP(&o.yes, "yes", "y", false, "remove without asking")
+	f.BoolVar(&o.all, "all", false, "also delete istiod's exposure (istiod-gateway, istiod-vs, cross-network-gateway), which other VMs may use")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (overrides the answers file)")
+	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context (overrides kubeContext in the answers file)")
+	f.StringVar(&o.only, "only", "", "run one half: cluster or vm")
+	return cmd
+}
+
+func runRemove(ctx context.Context, stdio IO, o removeOptions) error {
+	// As apply: everything local is checked before the cluster or the VM is contacted.
+	if err := steps.CheckOnly(o.only); err != nil {
+		return err
+	}
+	settings, err := steps.LoadAnswers(ctx, o.answers, stdio.In)
+	if err != nil {
+		return err
+	}
+	prompts := terminalPrompts(stdio)
+	if o.answers == "-" {
+		prompts = steps.Prompts{}
+	}
+	prompts.Connecting = func(r remote.Route) {
+		fmt.Fprintf(stdio.Out, "vm: connecting as ssh would:\n")
+		for _, l := range strings.Split(r.String(), "\n") {
+			fmt.Fprintf(stdio.Out, "  %s\n", l)
+		}
+	}
+	if !o.yes && !o.dryRun {
+		switch {
+		case o.answers == "-":
+			return errors.New("remove -f - read the answers from stdin, so it cannot ask there: add --yes to confirm, or --dry-run to see what it would do")
+		case !isTerminal(stdio.In):
+			return errors.New("remove deletes from the cluster and the VM: add --yes to confirm, or --dry-run to see what it would do (stdin is not a terminal to ask)")
+		}
+	}
+	env, list, err := steps.PrepareRemove(ctx, settings, k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}, o.only, o.all, prompts)
+	if err != nil {
+		if h := steps.HintOf(err); h != "" {
+			return fmt.Errorf("%w\n  hint: %s", err, h)
+		}
+		return err
+	}
+	defer env.Close()
+	if env.Client != nil {
+		fmt.Fprintf(stdio.Out, "cluster: context %q at %s (Kubernetes %s)\n", env.Client.Context, env.Client.Server, env.ServerVersion)
+	}
+	if env.VM != nil {
+		fmt.Fprintf(stdio.Out, "vm: %s, %s (%s, %s), root by %s\n", env.VM.Target, env.Facts.OS, env.Facts.Family, env.Facts.Arch, env.Facts.Root)
+	}
+	p := &printer{w: stdio.Out}
+	runner := &steps.Runner{Steps: list, Env: env, Emit: p.event, Command: "remove", PlanFile: "remove-plan.sh"}
+	if o.dryRun {
+		files, err := runner.DryRun(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Out, "dry run: nothing was changed. Wrote:\n")
+		for _, f := range files {
+			fmt.Fprintf(stdio.Out, "  %s\n", f)
+		}
+		return nil
+	}
+	if st := steps.LoadState(env.WorkDir, settings); st != nil {
+		// The state is apply's too: only a failed remove step is resumed here.
+		if failed, ok := st.Failed(); ok && slices.ContainsFunc(list, func(s steps.Step) bool { return s.Name() == failed }) {
+			fmt.Fprintf(stdio.Out, "resuming: the last run failed at %s\n", failed)
+		}
+	}
+	if !o.yes {
+		if err := showPlan(ctx, stdio.Out, runner); err != nil {
+			return err
+		}
+		if !confirm(stdio.In, stdio.Out, "Remove these?") {
+			return errNotConfirmed
+		}
+	}
+	res, err := runner.Run(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &shownError{err}
+	}
+	if res.Ran == 0 {
+		fmt.Fprintf(stdio.Out, "nothing changed: all %d steps were done already or skipped\n", res.Skipped+res.Checked)
+	} else {
+		fmt.Fprintf(stdio.Out, "done: %d steps ran, %d skipped; %s is kept\n", res.Ran, res.Skipped, env.WorkDir)
+	}
+	if env.Client != nil {
+		fmt.Fprintln(stdio.Out, "left in the cluster, on purpose:")
+		for _, l := range steps.LeftInCluster(env, o.all) {
+			fmt.Fprintf(stdio.Out, "  %s\n", l)
+		}
+	}
+	return nil
+}
