@@ -43,6 +43,10 @@ type HostKeyPolicy struct {
 	// Ask is asked about an unknown key when neither of the above decides; nil
 	// refuses (headless).
 	Ask func(host, keyType, fingerprint string) (HostKeyDecision, error)
+	// NoRemember never writes known_hosts: a pinned key is trusted for this
+	// connection only and accept-new (here or in ssh_config) refuses, for
+	// commands that promise to change nothing (doctor).
+	NoRemember bool
 }
 
 // UnknownHostError: the host is not in known_hosts and nothing allowed it.
@@ -448,7 +452,10 @@ func (h *hostKeys) unknown(hostname string, key ssh.PublicKey, others []string, 
 			return h.mismatch
 		}
 		decision = AcceptAndRemember
-	case (h.policy.AcceptNew || h.strict == "accept-new") && len(others) == 0:
+		if h.policy.NoRemember {
+			decision = AcceptOnce
+		}
+	case (h.policy.AcceptNew || h.strict == "accept-new") && len(others) == 0 && !h.policy.NoRemember:
 		decision = AcceptAndRemember
 	case h.strict == "yes":
 		refusal.Strict = "yes"
