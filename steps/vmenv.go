@@ -24,6 +24,9 @@ type Prompts struct {
 	// Connecting hears how vm2mesh will reach the VM (ssh_config applied as
 	// ssh applies it: hops, users, keys, known_hosts) before it connects.
 	Connecting func(remote.Route)
+	// NeverRememberHostKey: nothing is written to known_hosts; a pinned key is
+	// trusted for this connection only (doctor changes nothing).
+	NeverRememberHostKey bool
 }
 
 // VMFacts are what the VM is, read without changing it.
@@ -61,6 +64,12 @@ func (e *Env) ConnectVM(ctx context.Context, p Prompts) error {
 			return fmt.Errorf("vm.package: %v; give the path of istio-sidecar.rpm or .deb", err)
 		}
 	}
+	return e.dialVM(ctx, p)
+}
+
+// dialVM is ConnectVM without the package's checks (doctor needs no package).
+func (e *Env) dialVM(ctx context.Context, p Prompts) error {
+	v := e.Settings.VM
 	password := p.Password
 	if v.PasswordFile != "" {
 		password = fileSecret(v.PasswordFile)
@@ -76,6 +85,7 @@ func (e *Env) ConnectVM(ctx context.Context, p Prompts) error {
 			Pinned:         v.HostKeyFingerprint,
 			AcceptNew:      v.AcceptNewHostKey,
 			Ask:            p.HostKey,
+			NoRemember:     p.NeverRememberHostKey,
 		},
 		Passphrase: p.Passphrase,
 		Password:   password,
