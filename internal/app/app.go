@@ -81,6 +81,7 @@ resumes where a failed run stopped.`,
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
 	root.AddCommand(newGenerate(stdio), newApply(stdio), newVersion(stdio))
+	root.AddCommand(newDoctor(stdio))
 	root.AddCommand(newRemove(stdio))
 	return root
 }

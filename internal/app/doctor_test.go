@@ -1,0 +1,249 @@
+package app_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/vm2mesh/vm2mesh/internal/testvm"
+	"github.com/vm2mesh/vm2mesh/k8s"
+	"github.com/vm2mesh/vm2mesh/steps"
+)
+
+// doctorLine is the line doctor printed for a check, and the hint line after it.
+func doctorLine(t *testing.T, out, name string) (line, hint string) {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "   hint: ") && strings.Contains(l, " "+name+": ") {
+			if i+1 < len(lines) && strings.HasPrefix(lines[i+1], "   hint: ") {
+				hint = lines[i+1]
+			}
+			return l, hint
+		}
+	}
+	t.Fatalf("doctor printed no line for %s:\n%s", name, out)
+	return "", ""
+}
+
+// throwawayCA is a self-signed CA certificate no mesh uses, as PEM.
+func throwawayCA(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// An onboarded sandbox VM (the stand-in agent) passes doctor; then one fault at
+// a time makes it exit 1 naming that check and its hint, and apply puts it back.
+// The stand-in writes no certificate and no iptables rules: doctor says so as
+// warnings, which do not fail it.
+func TestDoctorPassesThenNamesEachFault(t *testing.T) {
+	testvm.Skip(t)
+	vm := testvm.Start(t, testvm.Options{})
+	path, _, ns := onboardingAnswers(t, vm, vmCase{family: testvm.Debian, user: "root"})
+	if r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm"); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	knownHosts := vmKey(t, path, "knownHostsFile")
+	before, err := os.ReadFile(knownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := run(t, nil, "doctor", "-f", path)
+	t.Log(r.stdout)
+	if r.code != 0 {
+		t.Fatalf("doctor on an onboarded VM: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, name := range steps.DoctorCheckNames() {
+		doctorLine(t, r.stdout, name)
+	}
+	for name, want := range map[string]string{
+		"cluster-api":         " ✓ ",
+		"istiod":              "istiod 1.31.1, revision default",
+		"workloadgroup":       " ✓ ",
+		"vm-ssh":              "Debian GNU/Linux 12",
+		"vm-package":          "istio-sidecar 1.31.1-vm2mesh",
+		"vm-file-istio-token": "/var/run/secrets/tokens/istio-token, istio-proxy, mode 600",
+		"vm-root-cert":        " ✓ ",
+		"vm-token":            "audience istio-ca",
+		"vm-agent":            " ✓ vm-agent: running",
+		"vm-hosts":            "istiod.istio-system.svc # managed by vm2mesh",
+		"vm-istiod-port":      " ✓ ",
+		"vm-agent-log":        " ✓ ",
+		// The stand-in's honest gaps: warned, with the reason.
+		"vm-agent-cert": " ! vm-agent-cert: no certificate at /etc/certs/cert-chain.pem",
+		"vm-iptables":   " ! vm-iptables: ",
+		// No istiod runs here: no entry, warned.
+		"workloadentry": " ! workloadentry: no WorkloadEntry for group demo",
+	} {
+		if line, _ := doctorLine(t, r.stdout, name); !strings.Contains(line, want) {
+			t.Errorf("%s: %q lacks %q", name, line, want)
+		}
+	}
+	if after, _ := os.ReadFile(knownHosts); string(after) != string(before) {
+		t.Error("doctor changed known_hosts")
+	}
+	if left := vm.MustExec(t, "ls -d /tmp/vm2mesh.* 2>/dev/null || true"); left != "" {
+		t.Errorf("doctor left %s on the VM", left)
+	}
+
+	t.Run("json", func(t *testing.T) {
+		r := run(t, nil, "doctor", "-f", path, "-o", "json")
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+		}
+		if string(doc["ok"]) != "true" {
+			t.Errorf("ok is %s", doc["ok"])
+		}
+		var checks []map[string]any
+		if err := json.Unmarshal(doc["checks"], &checks); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range checks {
+			var keys []string
+			for k := range c {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			if want := []string{"found", "hint", "name", "section", "status"}; !slices.Equal(keys, want) {
+				t.Errorf("check %v has keys %v, want %v", c["name"], keys, want)
+			}
+			if !slices.Contains([]any{"ok", "fail", "warn", "skip"}, c["status"]) || !slices.Contains([]any{"cluster", "vm"}, c["section"]) || c["found"] == "" {
+				t.Errorf("check %v", c)
+			}
+			names = append(names, c["name"].(string))
+		}
+		if !slices.Equal(names, steps.DoctorCheckNames()) {
+			t.Errorf("checks %v, want %v", names, steps.DoctorCheckNames())
+		}
+	})
+
+	restore := func(t *testing.T, only string) {
+		t.Helper()
+		if r := run(t, nil, "apply", "-f", path, "--yes", "--only", only); r.code != 0 {
+			t.Fatalf("restoring: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+	}
+	for _, f := range []struct {
+		fault      string
+		do         func(t *testing.T)
+		check      string
+		found      string
+		hint       string
+		restoreVia string
+	}{
+		{"agent stopped", func(t *testing.T) {
+			vm.MustExec(t, "pkill -f '^/bin/sh /usr/local/bin/istio-start[.]sh'; sleep 0.5")
+		}, "vm-agent", "the agent is not running", "start it", "vm"},
+		{"token removed", func(t *testing.T) {
+			vm.MustExec(t, "rm /var/run/secrets/tokens/istio-token")
+		}, "vm-file-istio-token", "/var/run/secrets/tokens/istio-token is missing", "--only vm", "vm"},
+		{"hosts line removed", func(t *testing.T) {
+			// In place: /etc/hosts may be a mount point.
+			vm.MustExec(t, "grep -v 'managed by vm2mesh' /etc/hosts > /root/hosts.new; cat /root/hosts.new > /etc/hosts; rm /root/hosts.new")
+		}, "vm-hosts", "/etc/hosts has no line for istiod.istio-system.svc", "--only vm", "vm"},
+		{"another CA's root cert", func(t *testing.T) {
+			vm.MustExec(t, "cat > /etc/certs/root-cert.pem <<'EOF'\n"+throwawayCA(t)+"EOF\n")
+		}, "vm-root-cert", "is not the cluster's CA (it holds a certificate of CN=another CA)", "fetches the current root cert", "vm"},
+		{"WorkloadGroup deleted", func(t *testing.T) {
+			c, err := k8s.New(k8s.Options{Kubeconfig: cluster.Kubeconfig})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gvr := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "workloadgroups"}
+			if err := c.Dynamic.Resource(gvr).Namespace(ns).Delete(context.Background(), "demo", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}, "workloadgroup", "WorkloadGroup " + ns + "/demo not found", "--only cluster", "cluster"},
+	} {
+		t.Run(f.fault, func(t *testing.T) {
+			f.do(t)
+			r := run(t, nil, "doctor", "-f", path)
+			line, hint := doctorLine(t, r.stdout, f.check)
+			if r.code != 1 || !strings.HasPrefix(line, " ✗ ") || !strings.Contains(line, f.found) || !strings.Contains(hint, f.hint) {
+				t.Errorf("exit %d; %s line:\n%s\n%s\nwant ✗, %q and a hint with %q; all:\n%s%s", r.code, f.check, line, hint, f.found, f.hint, r.stdout, r.stderr)
+			}
+			var failing []string
+			for _, l := range strings.Split(r.stdout, "\n") {
+				if strings.HasPrefix(l, " ✗ ") {
+					failing = append(failing, l)
+				}
+			}
+			if len(failing) != 1 {
+				t.Errorf("want only %s failing, got:\n%s", f.check, strings.Join(failing, "\n"))
+			}
+			restore(t, f.restoreVia)
+			if r := run(t, nil, "doctor", "-f", path); r.code != 0 {
+				t.Fatalf("after apply --only %s: exit %d\n%s", f.restoreVia, r.code, r.stdout)
+			}
+		})
+	}
+}
+
+// Doctor never remembers a host key: an unknown host is refused (and no VM
+// check runs), a pinned one is trusted for the run only; known_hosts is never
+// written.
+func TestDoctorNeverRemembersAHostKey(t *testing.T) {
+	testvm.Skip(t)
+	vm := testvm.Start(t, testvm.Options{})
+	path, _, _ := onboardingAnswers(t, vm, vmCase{family: testvm.Debian, user: "root"})
+	if r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm"); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	fresh := filepath.Join(t.TempDir(), "known_hosts")
+	setVMKey(t, path, "knownHostsFile", fresh)
+
+	r := run(t, nil, "doctor", "-f", path)
+	if r.code != 0 {
+		t.Errorf("pinned: exit %d\n%s", r.code, r.stdout)
+	}
+	if _, err := os.Stat(fresh); err == nil {
+		t.Error("doctor wrote known_hosts for a pinned key")
+	}
+
+	setVMKey(t, path, "hostKeyFingerprint", "\"\"\n  acceptNewHostKey: true")
+	r = run(t, nil, "doctor", "-f", path)
+	line, hint := doctorLine(t, r.stdout, "vm-ssh")
+	if r.code != 1 || !strings.Contains(line, "not in known_hosts") || !strings.Contains(hint, "never remembers a host key") {
+		t.Errorf("unknown host: exit %d\n%s", r.code, r.stdout)
+	}
+	if l, _ := doctorLine(t, r.stdout, "vm-agent"); !strings.Contains(l, "skipped: needs vm-package, which was skipped") {
+		t.Errorf("VM checks after a failed SSH: %s", l)
+	}
+	if _, err := os.Stat(fresh); err == nil {
+		t.Error("doctor wrote known_hosts with acceptNewHostKey")
+	}
+}
