@@ -195,3 +195,51 @@ func TestRemoveKeepsWhatIsNotVM2meshs(t *testing.T) {
 		t.Errorf("the unrelated ConfigMap: %v", err)
 	}
 }
+
+// A compromised istio-proxy plants links where remove deletes: remove runs there
+// as istio-proxy, so root's files are never reached.
+func TestRemoveNeverFollowsIstioProxysLinks(t *testing.T) {
+	testvm.Skip(t)
+	vm := testvm.Start(t, testvm.Options{})
+	path, _, _ := onboardingAnswers(t, vm, vmCase{user: "root"})
+	if r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm"); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	vm.MustExec(t, `umask 077; echo precious > /root/precious; mkdir -p /root/dir; echo precious > /root/dir/istio-token
+setpriv --reuid="$(id -u istio-proxy)" --regid="$(id -g istio-proxy)" --clear-groups sh -c '
+	ln -sf /root/precious /var/lib/istio/envoy/cluster.env
+	rm -rf /var/run/secrets/tokens && ln -s /root/dir /var/run/secrets/tokens'`)
+	r := run(t, nil, "remove", "-f", path, "--yes", "--only", "vm")
+	if r.code != 0 {
+		t.Fatalf("remove: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := vm.MustExec(t, "cat /root/precious /root/dir/istio-token; stat -c '%U %a' /root/precious /root/dir/istio-token"); got != "precious\nprecious\nroot 600\nroot 600\n" {
+		t.Errorf("root's files after remove:\n%s", got)
+	}
+	if got := vm.MustExec(t, "[ -e /var/lib/istio/envoy/cluster.env ] || [ -L /var/lib/istio/envoy/cluster.env ] && echo there; dpkg -s istio-sidecar >/dev/null 2>&1 && echo installed; true"); got != "" {
+		t.Errorf("after remove: %s", got)
+	}
+}
+
+func TestRemoveRHELVMWithPasswordlessSudo(t *testing.T) {
+	testvm.Skip(t)
+	vm := testvm.Start(t, testvm.Options{Family: testvm.RHEL, ProvidesRPM: standInPackages(t).BaseProvidesRPM})
+	hosts := vm.MustExec(t, "cat /etc/hosts")
+	path, _, _ := onboardingAnswers(t, vm, vmCase{family: testvm.RHEL, user: testvm.UserNoPasswordSudo})
+	if r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm"); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r := run(t, nil, "remove", "-f", path, "--yes", "--only", "vm")
+	if r.code != 0 || !strings.Contains(r.stdout, "removed istio-sidecar") {
+		t.Fatalf("remove: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	got := vm.MustExec(t, `rpm -q istio-sidecar >/dev/null 2>&1 && echo installed
+for f in /etc/certs/root-cert.pem /var/run/secrets/tokens/istio-token /var/lib/istio/envoy/cluster.env /etc/istio/config/mesh /var/lib/vm2mesh; do [ -e $f ] && echo "$f there"; done
+pgrep -f '^/bin/sh /usr/local/bin/istio-start[.]sh' >/dev/null && echo agent running; true`)
+	if got != "" {
+		t.Errorf("after remove:\n%s", got)
+	}
+	if got := vm.MustExec(t, "cat /etc/hosts"); got != hosts {
+		t.Errorf("/etc/hosts after remove:\n%q\nbefore:\n%q", got, hosts)
+	}
+}
