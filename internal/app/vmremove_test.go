@@ -243,3 +243,28 @@ pgrep -f '^/bin/sh /usr/local/bin/istio-start[.]sh' >/dev/null && echo agent run
 		t.Errorf("/etc/hosts after remove:\n%q\nbefore:\n%q", got, hosts)
 	}
 }
+
+// A remove that stopped resumes: what it already removed is skipped.
+func TestRemoveResumesWhereItStopped(t *testing.T) {
+	testvm.Skip(t)
+	vm := testvm.Start(t, testvm.Options{})
+	path, _, _ := onboardingAnswers(t, vm, vmCase{user: "root"})
+	if r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm"); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// vm2mesh's directory no longer root's: the last VM step refuses it.
+	vm.MustExec(t, "chown nobody /var/lib/vm2mesh")
+	r := run(t, nil, "remove", "-f", path, "--yes", "--only", "vm")
+	if r.code != 1 || !strings.Contains(r.stdout, "✗ Remove /var/lib/vm2mesh") || !strings.Contains(r.stdout, "is not root's directory") {
+		t.Fatalf("remove: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	vm.MustExec(t, "chown root /var/lib/vm2mesh")
+	r = run(t, nil, "remove", "-f", path, "--yes", "--only", "vm")
+	if r.code != 0 || !strings.Contains(r.stdout, "resuming: the last run failed at vm-remove-state") ||
+		!strings.Contains(r.stdout, "done: 1 steps ran, 5 skipped") {
+		t.Fatalf("resumed remove: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := vm.MustExec(t, "ls -d /var/lib/vm2mesh 2>/dev/null; true"); got != "" {
+		t.Errorf("left: %s", got)
+	}
+}
