@@ -77,6 +77,12 @@ func TestDoctorPassesThenNamesEachFault(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// What doctor could change: the cluster's objects, and on the VM the files
+	// apply placed, its own directory and /etc/hosts; /tmp by its entries only
+	// (the connection's private directory comes and goes there).
+	const vmState = "cd / && ls -la --time-style=full-iso /etc/hosts /etc/certs /var/run/secrets/tokens /var/lib/istio/envoy /etc/istio/config /var/lib/vm2mesh && ls -A /tmp && md5sum /etc/hosts"
+	objects, files := snapshot(t), vm.MustExec(t, vmState)
+
 	r := run(t, nil, "doctor", "-f", path)
 	t.Log(r.stdout)
 	if r.code != 0 {
@@ -113,6 +119,10 @@ func TestDoctorPassesThenNamesEachFault(t *testing.T) {
 	}
 	if left := vm.MustExec(t, "ls -d /tmp/vm2mesh.* 2>/dev/null || true"); left != "" {
 		t.Errorf("doctor left %s on the VM", left)
+	}
+	assertUnchanged(t, objects)
+	if after := vm.MustExec(t, vmState); after != files {
+		t.Errorf("doctor changed the VM:\n%s\nwas\n%s", after, files)
 	}
 
 	t.Run("json", func(t *testing.T) {
@@ -245,5 +255,22 @@ func TestDoctorNeverRemembersAHostKey(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); err == nil {
 		t.Error("doctor wrote known_hosts with acceptNewHostKey")
+	}
+}
+
+// Flags are checked before anything is read or contacted.
+func TestDoctorRefusesBadFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"doctor"}, "expecting an answers file: -f answers.yaml"},
+		{[]string{"doctor", "-f", "answers.yaml", "-o", "yaml"}, `-o takes text or json, not "yaml"`},
+		{[]string{"doctor", "-f", "answers.yaml", "extra"}, "takes no arguments"},
+	} {
+		r := run(t, nil, c.args...)
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", c.args, r.code, r.stderr, c.want)
+		}
 	}
 }
