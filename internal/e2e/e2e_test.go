@@ -126,18 +126,8 @@ func onboard(t *testing.T) *stack {
 	defer cancel()
 	start := time.Now()
 	dir := t.TempDir()
-	c, err := testcluster.Start(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	if err := c.StartWorkloads(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("control plane up in %s: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok with node %s",
-		time.Since(start).Round(time.Millisecond), testcluster.FakeNode)
-	vm := testvm.Start(t, testvm.Options{Family: testvm.Debian})
-	s := &stack{cluster: c, vm: vm, gateway: vm.HostAddr}
+	s := startStack(t, ctx, dir)
+	vm := s.vm
 
 	// The harness's part of the install: the cloud's load balancer gives the
 	// gateway the VM-facing address, and istiod runs there, outside the cluster.
@@ -175,8 +165,27 @@ func onboard(t *testing.T) *stack {
 	return s
 }
 
+// startStack starts the cluster with its workloads (kwok's fake node) and a
+// fresh VM, whose veth's host end is the gateway's address.
+func startStack(t *testing.T, ctx context.Context, dir string) *stack {
+	t.Helper()
+	start := time.Now()
+	c, err := testcluster.Start(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	if err := c.StartWorkloads(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("control plane up in %s: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok with node %s",
+		time.Since(start).Round(time.Millisecond), testcluster.FakeNode)
+	vm := testvm.Start(t, testvm.Options{Family: testvm.Debian})
+	return &stack{cluster: c, vm: vm, gateway: vm.HostAddr}
+}
+
 // writeAnswers writes the answers for vm; overrides ("key: value") replace
-// top-level keys.
+// top-level keys, or are added.
 func (s *stack) writeAnswers(t *testing.T, vm *testvm.VM, workDir string, overrides ...string) string {
 	t.Helper()
 	istioctl, err := testcluster.Istioctl.Path()
@@ -208,10 +217,14 @@ func (s *stack) writeAnswers(t *testing.T, vm *testvm.VM, workDir string, overri
 	}
 	for _, o := range overrides {
 		key, _, _ := strings.Cut(o, ":")
+		replaced := false
 		for i, l := range lines {
 			if strings.HasPrefix(l, key+":") {
-				lines[i] = o
+				lines[i], replaced = o, true
 			}
+		}
+		if !replaced {
+			lines = append(lines, o)
 		}
 	}
 	path := filepath.Join(t.TempDir(), "answers.yaml")
@@ -318,15 +331,21 @@ func (s *stack) startIstiodWhenInstalled(ctx context.Context, dir string) error 
 	}); err != nil {
 		return fmt.Errorf("istioctl install never wrote the istio ConfigMap: %w", err)
 	}
-	// istiod runs as the Deployment istioctl made says (kwok runs only its pod
-	// object): CLUSTER_ID above all, which the CA checks the agent's claim against.
+	return s.startIstiodAs(ctx, dir, "istiod")
+}
+
+// startIstiodAs starts the real istiod as the istiod Deployment named deployment
+// says (kwok runs only its pod object): CLUSTER_ID above all, which the CA checks
+// the agent's claim against, and REVISION, which names its mesh config. XDS and
+// CA listen on the gateway's address.
+func (s *stack) startIstiodAs(ctx context.Context, dir, deployment string) error {
 	var env []string
 	var envErr error
 	if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		env, envErr = s.cluster.IstiodDeploymentEnv(ctx, "istio-system", "istiod")
+		env, envErr = s.cluster.IstiodDeploymentEnv(ctx, "istio-system", deployment)
 		return envErr == nil, nil
 	}); err != nil {
-		return fmt.Errorf("reading istiod's Deployment: %w", envErr)
+		return fmt.Errorf("reading istiod's Deployment %s: %w", deployment, envErr)
 	}
 	bin, err := testcluster.PilotDiscovery.Path()
 	if err != nil {
