@@ -29,7 +29,7 @@ import (
 func RemoveClusterSteps(all bool) []Step {
 	list := []Step{RemoveWorkloadEntry{}, RemoveWorkloadGroup{}, RemoveNamespace{}}
 	if all {
-		list = append(list, RemoveExposure{})
+		list = append(list, RemoveExposure{}, RemoveEastWest{})
 	}
 	return list
 }
@@ -522,15 +522,112 @@ func (r RemoveExposure) Run(ctx context.Context, env *Env, out *Output) error {
 	return nil
 }
 
+// eastWestSelector picks what `istioctl install -f eastwest.yaml` made, as
+// `istioctl uninstall -f eastwest.yaml` prunes it: the IstioOperator's name
+// and the gateways' component label.
+const eastWestSelector = "install.operator.istio.io/owning-resource=eastwest,operator.istio.io/component=IngressGateways"
+
+// eastWestKinds are the namespaced kinds istioctl's uninstall prunes.
+var eastWestKinds = []schema.GroupVersionResource{
+	{Group: "apps", Version: "v1", Resource: "deployments"},
+	{Group: "apps", Version: "v1", Resource: "daemonsets"},
+	{Version: "v1", Resource: "services"},
+	{Version: "v1", Resource: "configmaps"},
+	{Version: "v1", Resource: "pods"},
+	{Version: "v1", Resource: "secrets"},
+	{Version: "v1", Resource: "serviceaccounts"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
+	{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"},
+	{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"},
+}
+
+// RemoveEastWest deletes the east-west gateway istioctl installed from
+// eastwest.yaml (--all): every VM of the mesh reaches istiod through it.
+type RemoveEastWest struct{}
+
+func (RemoveEastWest) Name() string  { return "remove-eastwest-gateway" }
+func (RemoveEastWest) Title() string { return "Delete the east-west gateway" }
+
+type labeled struct {
+	gvr  schema.GroupVersionResource
+	name string
+}
+
+func (RemoveEastWest) find(ctx context.Context, env *Env) ([]labeled, error) {
+	var found []labeled
+	for _, gvr := range eastWestKinds {
+		lctx, cancel := k8s.WithTimeout(ctx)
+		list, err := env.Client.Dynamic.Resource(gvr).Namespace(env.Settings.IstioNamespace).List(lctx, metav1.ListOptions{LabelSelector: eastWestSelector})
+		cancel()
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing %s in %s: %w", gvr.Resource, env.Settings.IstioNamespace, err)
+		}
+		for _, it := range list.Items {
+			if it.GetDeletionTimestamp() == nil {
+				found = append(found, labeled{gvr, it.GetName()})
+			}
+		}
+	}
+	return found, nil
+}
+
+func describeLabeled(l []labeled) string {
+	var d []string
+	for _, o := range l {
+		d = append(d, o.gvr.Resource+"/"+o.name)
+	}
+	return strings.Join(d, ", ")
+}
+
+func (r RemoveEastWest) Check(ctx context.Context, env *Env) (Status, error) {
+	found, err := r.find(ctx, env)
+	if err != nil {
+		return Status{}, err
+	}
+	if len(found) == 0 {
+		return Status{Skip: true, Reason: fmt.Sprintf("nothing in %s is labeled %s (a gateway installed with helm: helm uninstall -n %s istio-eastwestgateway)",
+			env.Settings.IstioNamespace, eastWestSelector, env.Settings.IstioNamespace)}, nil
+	}
+	return Status{Reason: describeLabeled(found)}, nil
+}
+
+func (RemoveEastWest) Plan(env *Env) ([]Action, error) {
+	var kinds []string
+	for _, k := range eastWestKinds {
+		kinds = append(kinds, k.Resource)
+	}
+	return []Action{{Kind: Command, Title: "delete what istioctl installed from eastwest.yaml, as istioctl uninstall -f eastwest.yaml prunes it (through the API)",
+		Argv: kubectlArgv(env, "delete", "-n", env.Settings.IstioNamespace, strings.Join(kinds, ","), "-l", eastWestSelector)}}, nil
+}
+
+func (r RemoveEastWest) Run(ctx context.Context, env *Env, out *Output) error {
+	found, err := r.find(ctx, env)
+	if err != nil {
+		return err
+	}
+	for _, o := range found {
+		if err := deleteObject(ctx, env.Client.Dynamic.Resource(o.gvr).Namespace(env.Settings.IstioNamespace), o.name); err != nil {
+			return err
+		}
+		out.Logf("deleted %s/%s", o.gvr.Resource, o.name)
+	}
+	out.Summary("deleted %d objects of the gateway", len(found))
+	return nil
+}
+
 // LeftInCluster says what remove never deletes and how to, for the summary.
 func LeftInCluster(env *Env, all bool) []string {
 	s := env.Settings
 	var left []string
 	if !all {
-		left = append(left, "istiod's exposure (Gateway istiod-gateway, VirtualService istiod-vs; cross-network-gateway when multi-network): vm2mesh remove --all deletes it once no VM needs it")
+		left = append(left,
+			"istiod's exposure (Gateway istiod-gateway, VirtualService istiod-vs; cross-network-gateway when multi-network) and the east-west gateway: other VMs may use them; vm2mesh remove --all deletes them")
 	}
 	left = append(left,
-		fmt.Sprintf("the east-west gateway: %s", ShellJoin(env.IstioctlArgv("uninstall", "-f", env.File("eastwest.yaml")))),
 		fmt.Sprintf("the control plane: %s (or, installed with helm: helm uninstall -n %s istiod; helm uninstall -n %s istio-base)",
 			ShellJoin(env.IstioctlArgv("uninstall", "--purge")), s.IstioNamespace, s.IstioNamespace))
 	return left

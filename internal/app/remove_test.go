@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -47,7 +48,7 @@ func TestRemoveKeepsANamespaceItDidNotCreate(t *testing.T) {
 	}
 }
 
-func TestRemoveAllDeletesIstiodsExposureOnlyWhenAsked(t *testing.T) {
+func TestRemoveAllDeletesIstiodsExposureAndTheGatewayOnlyWhenAsked(t *testing.T) {
 	ns := testcluster.UniqueName("all")
 	path := clusterOnly(t, ns)
 	dyn, err := dynamic.NewForConfig(cluster.Config)
@@ -67,6 +68,51 @@ func TestRemoveAllDeletesIstiodsExposureOnlyWhenAsked(t *testing.T) {
 		}
 		return have
 	}
+	// What istioctl install -f eastwest.yaml labels (stand-ins: a Service and a
+	// ServiceAccount of names of their own), and another object beside them.
+	k := cluster.Kube(t)
+	sfx := testcluster.UniqueName("")
+	gwLabels := map[string]string{"install.operator.istio.io/owning-resource": "eastwest", "operator.istio.io/component": "IngressGateways"}
+	meta := func(name string, labels map[string]string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name + sfx, Namespace: "istio-system", Labels: labels}
+	}
+	ctx := context.Background()
+	for _, err := range []error{
+		func() error {
+			_, err := k.CoreV1().ServiceAccounts("istio-system").Create(ctx, &corev1.ServiceAccount{ObjectMeta: meta("gw-sa", gwLabels)}, metav1.CreateOptions{})
+			return err
+		}(),
+		func() error {
+			_, err := k.CoreV1().Services("istio-system").Create(ctx, &corev1.Service{ObjectMeta: meta("gw-svc", gwLabels),
+				Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "tls", Port: 15443}}}}, metav1.CreateOptions{})
+			return err
+		}(),
+		func() error {
+			_, err := k.CoreV1().ServiceAccounts("istio-system").Create(ctx, &corev1.ServiceAccount{ObjectMeta: meta("other-sa", nil)}, metav1.CreateOptions{})
+			return err
+		}(),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = k.CoreV1().ServiceAccounts("istio-system").Delete(ctx, "other-sa"+sfx, metav1.DeleteOptions{})
+	})
+	gateway := func() string {
+		var have []string
+		for _, n := range []string{"gw-sa", "other-sa"} {
+			if _, err := k.CoreV1().ServiceAccounts("istio-system").Get(ctx, n+sfx, metav1.GetOptions{}); err == nil {
+				have = append(have, n)
+			}
+			if n == "gw-sa" {
+				if _, err := k.CoreV1().Services("istio-system").Get(ctx, "gw-svc"+sfx, metav1.GetOptions{}); err == nil {
+					have = append(have, "gw-svc")
+				}
+			}
+		}
+		return strings.Join(have, " ")
+	}
 	// Other tests expect istiod exposed: this test puts it back (expose-istiod
 	// runs before the namespace step, which may fail on the terminating namespace).
 	t.Cleanup(func() {
@@ -75,18 +121,25 @@ func TestRemoveAllDeletesIstiodsExposureOnlyWhenAsked(t *testing.T) {
 			t.Errorf("istiod's exposure not restored: %v", got)
 		}
 	})
-	if r := run(t, nil, "remove", "-f", path, "--yes"); r.code != 0 || !strings.Contains(r.stdout, "vm2mesh remove --all deletes it") {
+	if r := run(t, nil, "remove", "-f", path, "--yes"); r.code != 0 || !strings.Contains(r.stdout, "vm2mesh remove --all deletes them") {
 		t.Fatalf("remove: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if got := exposure(); len(got) != 2 {
 		t.Errorf("remove without --all deleted istiod's exposure: left %v", got)
 	}
+	if got := gateway(); got != "gw-sa gw-svc other-sa" {
+		t.Errorf("remove without --all deleted some of the gateway: left %s", got)
+	}
 	r := run(t, nil, "remove", "-f", path, "--yes", "--all")
-	if r.code != 0 || !strings.Contains(r.stdout, "deleted Gateway/istiod-gateway") || !strings.Contains(r.stdout, "deleted VirtualService/istiod-vs") {
+	if r.code != 0 || !strings.Contains(r.stdout, "deleted Gateway/istiod-gateway") || !strings.Contains(r.stdout, "deleted VirtualService/istiod-vs") ||
+		!strings.Contains(r.stdout, "deleted services/gw-svc"+sfx) {
 		t.Fatalf("remove --all: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if got := exposure(); len(got) != 0 {
 		t.Errorf("left after remove --all: %v", got)
+	}
+	if got := gateway(); got != "other-sa" {
+		t.Errorf("left of the gateway after remove --all: %s, want other-sa alone", got)
 	}
 	if !strings.Contains(r.stdout, "istioctl uninstall --purge") {
 		t.Errorf("the summary does not say how to remove the control plane:\n%s", r.stdout)
