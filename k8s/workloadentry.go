@@ -130,13 +130,14 @@ func workloadEntryOf(u *unstructured.Unstructured) WorkloadEntry {
 func (c *Client) WaitWorkloadEntry(ctx context.Context, namespace, group, address string, timeout time.Duration) (*WorkloadEntry, error) {
 	var found *WorkloadEntry
 	var lastErr error
+	listed := false // one answer is enough to say there is none; the wait's end can cut off the last request
 	_ = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		ws, err := c.WorkloadEntries(ctx, namespace, group, address)
 		if err != nil {
 			lastErr = err // the API server may be briefly away: keep asking until the wait ends
 			return false, nil
 		}
-		lastErr = nil
+		listed = true
 		for i := range ws {
 			if !ws[i].Deleting {
 				found = &ws[i]
@@ -151,6 +152,28 @@ func (c *Client) WaitWorkloadEntry(ctx context.Context, namespace, group, addres
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	if !listed {
+		return nil, lastErr
+	}
 	// The wait ran out: no entry is the caller's verdict to give.
-	return nil, lastErr
+	return nil, nil
+}
+
+var workloadGroups = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "workloadgroups"}
+
+// WorkloadGroupNamespaces are the namespaces that hold a WorkloadGroup named
+// name, so a missing entry can be blamed on a group in the wrong place.
+func (c *Client) WorkloadGroupNamespaces(ctx context.Context, name string) ([]string, error) {
+	ctx, cancel := WithTimeout(ctx)
+	defer cancel()
+	list, err := c.Dynamic.Resource(workloadGroups).List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	var ns []string
+	for _, u := range list.Items {
+		ns = append(ns, u.GetNamespace())
+	}
+	slices.Sort(ns)
+	return ns, nil
 }

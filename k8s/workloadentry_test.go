@@ -50,7 +50,7 @@ func TestWorkloadEntriesOfTheGroupAtTheAddress(t *testing.T) {
 	ns := "wle-ns"
 	cluster.CreateNamespace(t, ns)
 	c := newClient(t)
-	if got, err := c.WaitWorkloadEntry(ctx, ns, "demo", "198.51.100.7", time.Second); err != nil || got != nil {
+	if got, err := c.WaitWorkloadEntry(ctx, ns, "demo", "198.51.100.7", 2*time.Second); err != nil || got != nil {
 		t.Fatalf("before istiod registered anything: %+v, %v", got, err)
 	}
 	autoregisteredEntryStandIn(t, ns, "demo", "198.51.100.7", "vm-network", "")
@@ -75,7 +75,7 @@ func TestWorkloadEntriesOfTheGroupAtTheAddress(t *testing.T) {
 	if err != nil || len(all) != 3 {
 		t.Errorf("the group's entries: %d, %v", len(all), err)
 	}
-	if got, err := c.WaitWorkloadEntry(ctx, "elsewhere", "demo", "198.51.100.7", time.Second); err != nil || got != nil {
+	if got, err := c.WaitWorkloadEntry(ctx, "elsewhere", "demo", "198.51.100.7", 2*time.Second); err != nil || got != nil {
 		t.Errorf("another namespace: %+v, %v", got, err)
 	}
 }

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/vm2mesh/vm2mesh/k8s"
 	"github.com/vm2mesh/vm2mesh/remote"
 )
 
@@ -41,14 +45,34 @@ func (v VMVerify) Check(ctx context.Context, env *Env) (Status, error) {
 		}
 	}
 	if last == Joined {
-		return Status{Skip: true, Reason: "the agent runs and its log shows its certificate: " + strings.TrimSpace(line)}, nil
+		reason := "the agent runs and its log shows its certificate: " + strings.TrimSpace(line)
+		if env.checksWorkloadEntry() {
+			addr, err := env.vmAddress(ctx)
+			if err != nil {
+				return Status{}, err
+			}
+			wes, err := env.Client.WorkloadEntries(ctx, env.Settings.Namespace, env.Settings.App, addr)
+			if err != nil {
+				return Status{}, err
+			}
+			if len(wes) == 0 || wes[0].Deleting {
+				return Status{Reason: "the agent has its certificate but istiod has no WorkloadEntry for the VM"}, nil
+			}
+			reason += "; " + describeEntry(&wes[0])
+		}
+		return Status{Skip: true, Reason: reason}, nil
 	}
 	return Status{Reason: "the agent's log shows no certificate yet"}, nil
 }
 
 func (VMVerify) Plan(env *Env) ([]Action, error) {
-	return []Action{{Kind: Command, Title: "follow the agent's log", Argv: []string{"tail", "-F", agentLog, agentErrLog}},
-		{Kind: Note, Title: "verdict", Body: fmt.Sprintf("until a certificate line (joined), a failed/error line, or %s", env.agentWait())}}, nil
+	actions := []Action{{Kind: Command, Title: "follow the agent's log", Argv: []string{"tail", "-F", agentLog, agentErrLog}},
+		{Kind: Note, Title: "verdict", Body: fmt.Sprintf("until a certificate line (joined), a failed/error line, or %s", env.agentWait())}}
+	if env.checksWorkloadEntry() {
+		actions = append(actions, Action{Kind: Command, Title: "wait for the WorkloadEntry istiod registers for the VM",
+			Argv: []string{"kubectl", "get", "workloadentries", "-n", env.Settings.Namespace, "-o", "wide"}})
+	}
+	return actions, nil
 }
 
 func (e *Env) agentWait() time.Duration {
@@ -101,7 +125,10 @@ func (VMVerify) Run(ctx context.Context, env *Env, out *Output) error {
 	switch verdict {
 	case Joined:
 		out.Summary("joined: %s", strings.TrimSpace(decisive))
-		return nil
+		if !env.checksWorkloadEntry() {
+			return nil
+		}
+		return env.verifyWorkloadEntry(ctx, out, time.Until(deadline))
 	case AgentFailed:
 		return WithHint(fmt.Errorf("the agent failed: %s", strings.TrimSpace(decisive)), "%s", env.explain(decisive))
 	}
@@ -113,4 +140,106 @@ func (VMVerify) Run(ctx context.Context, env *Env, out *Output) error {
 // post-install makes the user and directories the files need.
 func VMSteps() []Step {
 	return []Step{VMPreflight{}, VMPackage{}, VMPlaceFiles{}, VMStart{}, VMVerify{}}
+}
+
+// checksWorkloadEntry: with autoregistration istiod makes the VM a WorkloadEntry;
+// a VM-only run has no cluster to ask.
+func (e *Env) checksWorkloadEntry() bool {
+	return e.Settings.Autoregister && e.Client != nil
+}
+
+// vmAddress is the address the agent reports to istiod (its INSTANCE_IP, which
+// names the WorkloadEntry): cluster.env's ISTIO_SVC_IP, else, as istio-start.sh
+// picks it, the VM's first address.
+func (e *Env) vmAddress(ctx context.Context) (string, error) {
+	if b, err := os.ReadFile(e.File("cluster.env")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "ISTIO_SVC_IP="); ok {
+				if v = strings.Trim(v, `'"`); v != "" {
+					return v, nil
+				}
+			}
+		}
+	}
+	out, err := e.VM.Exec(ctx, remote.Cmd{Line: "hostname --all-ip-addresses"})
+	if err != nil {
+		return "", fmt.Errorf("reading the VM's address (hostname --all-ip-addresses): %w", err)
+	}
+	f := strings.Fields(remote.CleanText(out))
+	if len(f) == 0 || net.ParseIP(f[0]) == nil {
+		return "", fmt.Errorf("the VM's hostname --all-ip-addresses gave no address (%q): set vm.internalIP", strings.TrimSpace(out))
+	}
+	return f[0], nil
+}
+
+func describeEntry(we *k8s.WorkloadEntry) string {
+	return fmt.Sprintf("WorkloadEntry %s/%s at %s, %s", we.Namespace, we.Name, we.Address, we.HealthText())
+}
+
+// entryWaitFloor is the least time given istiod to register the VM once the
+// agent has its certificate: Envoy connects only after that.
+const entryWaitFloor = 15 * time.Second
+
+// verifyWorkloadEntry waits, within what is left of agentWait, for the
+// WorkloadEntry istiod creates when the VM's proxy connects, and reports it; a
+// VM with none gets the likely causes.
+func (e *Env) verifyWorkloadEntry(ctx context.Context, out *Output, left time.Duration) error {
+	s := e.Settings
+	addr, err := e.vmAddress(ctx)
+	if err != nil {
+		return err
+	}
+	out.Logf("waiting for istiod's WorkloadEntry for %s in %s (WorkloadGroup %s)", addr, s.Namespace, s.App)
+	we, err := e.WaitVMWorkloadEntry(ctx, addr, max(left, entryWaitFloor))
+	if err != nil {
+		return err
+	}
+	out.Logf("WorkloadEntry %s/%s: address %s, network %q, labels %s, %s", we.Namespace, we.Name, we.Address, we.Network, we.LabelText(), we.HealthText())
+	out.Summary("%s", describeEntry(we))
+	return nil
+}
+
+// WaitVMWorkloadEntry waits up to wait for the entry istiod registers for the
+// VM at addr; none is an error whose hint names the likely causes.
+func (e *Env) WaitVMWorkloadEntry(ctx context.Context, addr string, wait time.Duration) (*k8s.WorkloadEntry, error) {
+	s := e.Settings
+	we, err := e.Client.WaitWorkloadEntry(ctx, s.Namespace, s.App, addr, wait)
+	if err != nil {
+		return nil, fmt.Errorf("looking for the VM's WorkloadEntry: %w", err)
+	}
+	if we != nil {
+		return we, nil
+	}
+	return nil, WithHint(fmt.Errorf("the agent has its certificate, but istiod registered no WorkloadEntry for %s in %s (expected %s) within %s",
+		addr, s.Namespace, k8s.AutoregisteredName(s.App, addr, s.VMNetwork), wait.Round(time.Second)),
+		"%s", e.missingEntryCauses(ctx, addr))
+}
+
+// missingEntryCauses names what keeps istiod from registering the VM, most
+// specific first: what the cluster shows, then what it cannot.
+func (e *Env) missingEntryCauses(ctx context.Context, addr string) string {
+	s := e.Settings
+	var causes []string
+	// Unset is istiod's default (on).
+	if v := e.Istiod.Env[autoregistrationEnv]; e.Istiod.Found && (v == "false" || v == "0") {
+		causes = append(causes, "istiod's "+autoregistrationEnv+" is false: autoregistration is off in istiod (set it to true in istiod's env)")
+	}
+	if ns, err := e.Client.WorkloadGroupNamespaces(ctx, s.App); err == nil && !slices.Contains(ns, s.Namespace) {
+		where := "no namespace"
+		if len(ns) > 0 {
+			where = strings.Join(ns, ", ")
+		}
+		causes = append(causes, fmt.Sprintf("WorkloadGroup %s is not in %s (found in %s): the agent names group %s in %s (run the workloadgroup step)", s.App, s.Namespace, where, s.App, s.Namespace))
+	}
+	if others, err := e.Client.WorkloadEntries(ctx, s.Namespace, s.App, ""); err == nil && len(others) > 0 {
+		var at []string
+		for _, o := range others {
+			at = append(at, o.Address)
+		}
+		causes = append(causes, fmt.Sprintf("istiod registered group %s at %s, not %s: set vm.internalIP to the address the VM reports", s.App, strings.Join(at, ", "), addr))
+	}
+	causes = append(causes,
+		"autoregistration may be off in istiod ("+autoregistrationEnv+"=false)",
+		"the proxy may not be connected: Envoy must run on the VM and reach istiod through the agent (read /var/log/istio/istio.log for \"ADS\" lines)")
+	return "likely causes: " + strings.Join(causes, "; ")
 }

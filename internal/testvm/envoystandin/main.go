@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,9 +35,25 @@ const defaultBootstrap = "./etc/istio/proxy/envoy-rev.json"
 // on the stream's first request, whatever it asks.
 const clusterType = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 
+// logLine writes as Envoy does under pilot-agent (Istio's log format: time,
+// level, scope), so the agent's log is judged by its level as Envoy's lines
+// are: a closed stream is a warning, not the agent's failure.
+type logLine struct{}
+
+func (logLine) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	level := "info"
+	if strings.HasPrefix(msg, "warning: ") {
+		level, msg = "warning", strings.TrimPrefix(msg, "warning: ")
+	}
+	_, err := fmt.Fprintf(os.Stderr, "%s\t%s\tenvoy-standin\tvm2mesh Envoy stand-in (not Envoy): %s\n",
+		time.Now().UTC().Format("2006-01-02T15:04:05.000000Z"), level, msg)
+	return len(p), err
+}
+
 func main() {
-	log.SetPrefix("vm2mesh envoy stand-in (not Envoy): ")
-	log.SetFlags(log.LstdFlags)
+	log.SetFlags(0)
+	log.SetOutput(logLine{})
 	bootstrap := defaultBootstrap
 	for i, a := range os.Args {
 		if (a == "-c" || a == "--config-path") && i+1 < len(os.Args) {
@@ -50,7 +67,7 @@ func main() {
 	if err != nil {
 		// Stay up as Envoy would with a bootstrap it cannot use, so the agent's
 		// own verdict stands; say why in its log.
-		log.Printf("no ADS stream: %v", err)
+		log.Printf("warning: no ADS stream: %v", err)
 		<-ctx.Done()
 		return
 	}
@@ -60,7 +77,7 @@ func main() {
 		if ctx.Err() != nil {
 			break
 		}
-		log.Printf("ADS stream ended: %v; reconnecting", err)
+		log.Printf("warning: ADS stream ended: %v; reconnecting", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
