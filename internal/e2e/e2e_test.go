@@ -62,6 +62,9 @@ func TestOnboardingEndToEnd(t *testing.T) {
 	t.Run("generate matches istioctl on the real install", func(t *testing.T) {
 		s.sideBySide(t)
 	})
+	t.Run("istiod registered the VM's WorkloadEntry, and removes it when the agent stops", func(t *testing.T) {
+		s.checkWorkloadEntry(t) // the next run starts the agent again
+	})
 	t.Run("the mesh's CA changed: run vm2mesh again", func(t *testing.T) {
 		s.rotateCA(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
