@@ -68,7 +68,7 @@ var doctorChecks = []doctorCheck{
 	{name: "vm-file-istio-token", section: SectionVM, needs: []string{"vm-package"}, run: placedFile("istio-token")},
 	{name: "vm-file-cluster-env", section: SectionVM, needs: []string{"vm-package"}, run: placedFile("cluster.env")},
 	{name: "vm-file-mesh", section: SectionVM, needs: []string{"vm-package"}, run: placedFile("mesh.yaml")},
-	{name: "vm-root-cert", section: SectionVM, needs: []string{"vm-file-root-cert", "cluster-api"}, run: checkRootCert},
+	{name: "vm-root-cert", section: SectionVM, needs: []string{"vm-file-root-cert"}, run: checkRootCert},
 	{name: "vm-agent-cert", section: SectionVM, needs: []string{"vm-package"}, run: checkAgentCert},
 	{name: "vm-token", section: SectionVM, needs: []string{"vm-file-istio-token"}, run: checkToken},
 	{name: "vm-agent", section: SectionVM, needs: []string{"vm-package"}, run: checkAgentRunning},

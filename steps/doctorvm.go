@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -112,14 +113,25 @@ func placedFile(file string) func(context.Context, *doctor) CheckResult {
 }
 
 // checkRootCert compares the VM's root cert with the cluster's (ConfigMap
-// istio-ca-root-cert in the VM's namespace, as istiod writes it).
+// istio-ca-root-cert in the VM's namespace, as istiod writes it); without the
+// cluster, with the work directory's copy, and says so.
 func checkRootCert(ctx context.Context, d *doctor) CheckResult {
 	s := d.env.Settings
-	cm, err := d.env.Client.ConfigMap(ctx, s.Namespace, "istio-ca-root-cert")
-	if err != nil {
-		return failed("istiod writes it into every namespace: check that istiod runs", "ConfigMap %s/istio-ca-root-cert: %v", s.Namespace, err)
+	var cluster []byte
+	source := ""
+	if d.env.Client == nil {
+		b, err := os.ReadFile(d.env.File("root-cert.pem"))
+		if err != nil {
+			return failed("see cluster-api: the cluster's CA could not be read", "no cluster to compare with, and %v", err)
+		}
+		cluster, source = b, "the cluster was not reached: compared with "+d.env.File("root-cert.pem")
+	} else {
+		cm, err := d.env.Client.ConfigMap(ctx, s.Namespace, "istio-ca-root-cert")
+		if err != nil {
+			return failed("istiod writes it into every namespace: check that istiod runs", "ConfigMap %s/istio-ca-root-cert: %v", s.Namespace, err)
+		}
+		cluster = []byte(cm.Data["root-cert.pem"])
 	}
-	cluster := []byte(cm.Data["root-cert.pem"])
 	have, err := d.env.asAgent(ctx, "cat /etc/certs/root-cert.pem")
 	if err != nil {
 		return failed(fixVM, "reading /etc/certs/root-cert.pem as %s: %v", agentUser, clipped(err.Error(), 300))
@@ -131,6 +143,9 @@ func checkRootCert(ctx context.Context, d *doctor) CheckResult {
 		}
 		return failed("the agent would not trust istiod: run vm2mesh apply -f answers.yaml (it fetches the current root cert and places it)",
 			"/etc/certs/root-cert.pem is not the cluster's CA (it holds %s)", what)
+	}
+	if source != "" {
+		return warned("see cluster-api", "the same as the work directory's (%s)", source)
 	}
 	if c := parseCertificates(cluster); len(c) > 0 {
 		return ok("the cluster's CA: %s, expires %s", c[0].Subject.String(), c[0].NotAfter.UTC().Format(time.RFC3339))

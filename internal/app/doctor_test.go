@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -233,10 +234,32 @@ func TestDoctorNeverRemembersAHostKey(t *testing.T) {
 	if r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm"); r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+	// No cluster (a kubeconfig whose server refuses): the cluster's checks after
+	// the first are skipped, the VM's still run, the root cert compared with
+	// the work directory's copy.
+	kc, err := os.ReadFile(cluster.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := filepath.Join(t.TempDir(), "kubeconfig")
+	writeTestFile(t, dead, regexp.MustCompile(`server: \S+`).ReplaceAllString(string(kc), "server: https://127.0.0.1:1"))
+	r := run(t, nil, "doctor", "-f", path, "--kubeconfig", dead)
+	for name, want := range map[string]string{
+		"cluster-api":   " ✗ cluster-api: ",
+		"istiod":        " - istiod: skipped: needs cluster-api, which failed",
+		"workloadentry": " - workloadentry: skipped: needs workloadgroup, which was skipped",
+		"vm-agent":      " ✓ vm-agent: running",
+		"vm-root-cert":  " ! vm-root-cert: the same as the work directory's (the cluster was not reached",
+	} {
+		if line, _ := doctorLine(t, r.stdout, name); r.code != 1 || !strings.HasPrefix(line, want) {
+			t.Errorf("no cluster: exit %d, %s: %q, want %q", r.code, name, line, want)
+		}
+	}
+
 	fresh := filepath.Join(t.TempDir(), "known_hosts")
 	setVMKey(t, path, "knownHostsFile", fresh)
 
-	r := run(t, nil, "doctor", "-f", path)
+	r = run(t, nil, "doctor", "-f", path)
 	if r.code != 0 {
 		t.Errorf("pinned: exit %d\n%s", r.code, r.stdout)
 	}
