@@ -43,9 +43,9 @@ type HostKeyPolicy struct {
 	// Ask is asked about an unknown key when neither of the above decides; nil
 	// refuses (headless).
 	Ask func(host, keyType, fingerprint string) (HostKeyDecision, error)
-	// NoRemember never writes known_hosts: a pinned key is trusted for this
-	// connection only and accept-new (here or in ssh_config) refuses, for
-	// commands that promise to change nothing (doctor).
+	// NoRemember never writes known_hosts: a pinned key (or one Ask said to
+	// remember) is trusted for this connection only and accept-new (here or in
+	// ssh_config) refuses, for commands that promise to change nothing (doctor).
 	NoRemember bool
 }
 
@@ -484,6 +484,9 @@ func (h *hostKeys) unknown(hostname string, key ssh.PublicKey, others []string, 
 	case AcceptOnce:
 		return nil
 	case AcceptAndRemember:
+		if h.policy.NoRemember {
+			return nil // whoever decided, nothing is written
+		}
 		return h.remember(key)
 	}
 	return refusal

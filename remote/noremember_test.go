@@ -23,6 +23,9 @@ func TestNoRememberNeverWritesKnownHosts(t *testing.T) {
 		{"pinned", "", HostKeyPolicy{Pinned: vm.Fingerprint, NoRemember: true}, true},
 		{"acceptNewHostKey", "", HostKeyPolicy{AcceptNew: true, NoRemember: true}, false},
 		{"ssh_config accept-new", "accept-new", HostKeyPolicy{NoRemember: true}, false},
+		{"asked, answered remember", "", HostKeyPolicy{NoRemember: true, Ask: func(string, string, string) (HostKeyDecision, error) {
+			return AcceptAndRemember, nil
+		}}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cl, err := dialVM(t, vm, Hop{UserKnownHostsFiles: []string{kh}, StrictHostKeyChecking: c.strict}, c.p)

@@ -90,8 +90,9 @@ func DoctorCheckNames() []string {
 
 // doctor is what the checks of one run share.
 type doctor struct {
-	env *Env
-	o   k8s.Options
+	env     *Env
+	o       k8s.Options
+	prompts Prompts
 	// From the work directory's hosts file: what the VM should resolve istiod to.
 	gatewayIP, istiodName string
 	hostsErr              error
@@ -102,13 +103,17 @@ type doctor struct {
 // Doctor runs the checks in order, calling each (if not nil) as its result is
 // known, and returns them all. The error is for settings that cannot be
 // checked at all (the answers file's own mistakes); a failing check is a result.
-func Doctor(ctx context.Context, s Settings, o k8s.Options, each func(CheckResult)) ([]CheckResult, error) {
+//
+// p answers the VM's login (passwords, a key's passphrase) where a terminal can
+// ask; an unknown host key is never asked about: doctor refuses it unless pinned.
+func Doctor(ctx context.Context, s Settings, o k8s.Options, p Prompts, each func(CheckResult)) ([]CheckResult, error) {
 	env, err := NewEnv(s)
 	if err != nil {
 		return nil, err
 	}
 	defer env.Close()
-	d := &doctor{env: env, o: o}
+	p.HostKey, p.Connecting, p.NeverRememberHostKey = nil, nil, true
+	d := &doctor{env: env, o: o, prompts: p}
 	d.gatewayIP, d.istiodName, d.hostsErr = gatewayFromHosts(env)
 
 	status := map[string]CheckStatus{}

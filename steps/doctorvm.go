@@ -46,7 +46,7 @@ func checkSSH(ctx context.Context, d *doctor) CheckResult {
 	}
 	// No prompts: doctor runs headless, and an unknown host is refused unless
 	// pinned (trusted for this connection only, never written to known_hosts).
-	if err := env.dialVM(ctx, Prompts{NeverRememberHostKey: true}); err != nil {
+	if err := env.dialVM(ctx, d.prompts); err != nil {
 		hint := HintOf(err)
 		var unknown *remote.UnknownHostError
 		if errors.As(err, &unknown) {

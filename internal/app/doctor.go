@@ -80,7 +80,13 @@ func runDoctor(ctx context.Context, stdio IO, o doctorOptions) error {
 			fmt.Fprintf(stdio.Out, "   hint: %s\n", r.Hint)
 		}
 	}
-	results, err := steps.Doctor(ctx, settings, k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}, print)
+	// Passwords and passphrases may be asked in a terminal (not when stdin held
+	// the answers); host keys never are.
+	prompts := terminalPrompts(stdio)
+	if o.answers == "-" {
+		prompts = steps.Prompts{}
+	}
+	results, err := steps.Doctor(ctx, settings, k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}, prompts, print)
 	if err != nil && results == nil {
 		return err
 	}
