@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -143,5 +144,33 @@ func TestRemoveAllDeletesIstiodsExposureAndTheGatewayOnlyWhenAsked(t *testing.T)
 	}
 	if !strings.Contains(r.stdout, "istioctl uninstall --purge") {
 		t.Errorf("the summary does not say how to remove the control plane:\n%s", r.stdout)
+	}
+}
+
+func TestRemoveRefusesBadFlagsBeforeContactingAnything(t *testing.T) {
+	istioInstalled(t)
+	ns := testcluster.UniqueName("flags")
+	path, workDir := answers(t, ns)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"remove"}, "expecting the answers file apply used: -f answers.yaml"},
+		{[]string{"remove", "-f", path, "--only", "gateway", "--yes"}, `--only takes cluster or vm, not "gateway"`},
+		{[]string{"remove", "-f", path}, "add --yes to confirm, or --dry-run"},
+		{[]string{"remove", "-f", "-"}, "cannot ask there: add --yes"},
+		{[]string{"remove", "-f", path, "extra"}, "takes no arguments"},
+		{[]string{"remove", "-f", path, "--password", "x"}, "no password on the command line"},
+	} {
+		r := run(t, nil, tc.args...)
+		if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, want 1 and %q:\n%s%s", tc.args, r.code, tc.want, r.stdout, r.stderr)
+		}
+	}
+	if _, err := cluster.Kube(t).CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace %s: %v", ns, err)
+	}
+	if _, err := os.Stat(workDir); !os.IsNotExist(err) {
+		t.Errorf("workDir was made: %v", err)
 	}
 }
