@@ -159,7 +159,7 @@ func TestRemoveKeepsWhatIsNotVM2meshs(t *testing.T) {
 	testvm.Skip(t)
 	vm := testvm.Start(t, testvm.Options{})
 	before := vmState(t, vm)
-	path, _, ns := onboardingAnswers(t, vm, vmCase{user: "root"})
+	path, workDir, ns := onboardingAnswers(t, vm, vmCase{user: "root"})
 	if r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm"); r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -176,6 +176,17 @@ func TestRemoveKeepsWhatIsNotVM2meshs(t *testing.T) {
 	}
 	if got, want := strings.Join(clusterObjects(t, ns), " "), "namespace serviceaccount/vm workloadgroup/demo workloadentry/demo-192.0.2.77"; got != want {
 		t.Errorf("remove --only vm changed the cluster: %s", got)
+	}
+	// The VM comes back as it left.
+	if r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm"); r.code != 0 {
+		t.Fatalf("apply after remove: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	assertOnboarded(t, vm, workDir)
+	if r := run(t, nil, "remove", "-f", path, "--yes", "--only", "vm"); r.code != 0 {
+		t.Fatalf("second remove --only vm: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := vmState(t, vm); got != before {
+		t.Errorf("the VM after the second remove --only vm:\n%s\nbefore:\n%s", got, before)
 	}
 
 	r = run(t, nil, "remove", "-f", path, "--yes", "--only", "cluster")
