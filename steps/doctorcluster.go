@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,13 +203,19 @@ func checkWorkloadGroup(ctx context.Context, d *doctor) CheckResult {
 // group (k8s.WorkloadEntries), with their health.
 func checkWorkloadEntry(ctx context.Context, d *doctor) CheckResult {
 	s := d.env.Settings
-	entries, err := d.env.Client.WorkloadEntries(ctx, s.Namespace, s.App, "")
+	// The VM's address, when cluster.env pins it (ISTIO_SVC_IP); else every
+	// entry of the group: the VM's own address is known only once it is reached.
+	addr, at := svcIP(d.env), ""
+	if addr != "" {
+		at = " at " + addr
+	}
+	entries, err := d.env.Client.WorkloadEntries(ctx, s.Namespace, s.App, addr)
 	if err != nil {
 		return failed("check that Istio's CRDs are installed and your credentials may list WorkloadEntries", "listing WorkloadEntries in %s: %v", s.Namespace, err)
 	}
 	if len(entries) == 0 {
 		return warned("istiod registers the VM when its agent connects: see the VM's checks below (vm-agent, vm-agent-log)",
-			"no WorkloadEntry for group %s in %s yet", s.App, s.Namespace)
+			"no WorkloadEntry for group %s%s in %s yet", s.App, at, s.Namespace)
 	}
 	var texts []string
 	unhealthy := false
@@ -221,4 +228,18 @@ func checkWorkloadEntry(ctx context.Context, d *doctor) CheckResult {
 		return failed("the WorkloadGroup's probe fails on the VM: check the app and the probe in workloadgroup.yaml", "%s", strings.Join(texts, "; "))
 	}
 	return ok("%s", strings.Join(texts, "; "))
+}
+
+// svcIP is ISTIO_SVC_IP from the work directory's cluster.env, or "".
+func svcIP(env *Env) string {
+	b, err := os.ReadFile(env.File("cluster.env"))
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, found := strings.Cut(strings.TrimSpace(l), "="); found && k == "ISTIO_SVC_IP" {
+			return strings.Trim(v, `'"`)
+		}
+	}
+	return ""
 }
