@@ -297,11 +297,11 @@ func (RemoveNamespace) plan(ctx context.Context, env *Env) (nsPlan, error) {
 		if created[serviceAccountKey(s)] {
 			p.sa = true
 		} else {
-			p.kept = append(p.kept, "service account "+s.ServiceAccount+" (vm2mesh did not create it)")
+			p.kept = append(p.kept, "service account "+s.ServiceAccount+" (vm2mesh's state in workDir does not record creating it)")
 		}
 	}
 	if !created[namespaceKey(s)] {
-		p.kept = append(p.kept, "namespace "+s.Namespace+" (vm2mesh did not create it)")
+		p.kept = append(p.kept, "namespace "+s.Namespace+" (vm2mesh's state in workDir does not record creating it)")
 		return p, nil
 	}
 	left, err := namespaceContents(ctx, env, p.sa)

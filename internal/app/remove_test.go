@@ -35,7 +35,7 @@ func TestRemoveKeepsANamespaceItDidNotCreate(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("remove: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"deleted WorkloadGroup " + ns + "/demo", "deleted service account vm", "kept namespace " + ns + " (vm2mesh did not create it)"} {
+	for _, want := range []string{"deleted WorkloadGroup " + ns + "/demo", "deleted service account vm", "kept namespace " + ns + " (vm2mesh's state in workDir does not record creating it)"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
