@@ -101,51 +101,6 @@ func ResolveHost(ctx context.Context, r Resolver, host string) (string, error) {
 	return addrs[0].String(), nil
 }
 
-// IstiodDeployment names istiod's Deployment for a revision.
-func IstiodDeployment(revision string) string {
-	if revision == "" || revision == "default" {
-		return "istiod"
-	}
-	return "istiod-" + revision
-}
-
-// IstiodInfo is what vm2mesh needs to know about a running istiod.
-type IstiodInfo struct {
-	Found   bool
-	Version string            // from the image tag; "" when it has none
-	Env     map[string]string // the discovery container's literal env values
-}
-
-// Istiod finds istiod's Deployment for the revision and reads its version from the
-// image tag.
-func (c *Client) Istiod(ctx context.Context, namespace, revision string) (IstiodInfo, error) {
-	ctx, cancel := WithTimeout(ctx)
-	defer cancel()
-	d, err := c.Kube.AppsV1().Deployments(namespace).Get(ctx, IstiodDeployment(revision), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return IstiodInfo{}, nil
-	}
-	if err != nil {
-		return IstiodInfo{}, err
-	}
-	info := IstiodInfo{Found: true, Env: map[string]string{}}
-	containers := d.Spec.Template.Spec.Containers
-	if len(containers) == 0 {
-		return info, nil
-	}
-	discovery := containers[0]
-	for _, ct := range containers {
-		if ct.Name == "discovery" {
-			discovery = ct
-		}
-	}
-	info.Version = ImageTagVersion(discovery.Image)
-	for _, e := range discovery.Env {
-		info.Env[e.Name] = e.Value
-	}
-	return info, nil
-}
-
 // ServiceExists says whether namespace/name exists.
 func (c *Client) ServiceExists(ctx context.Context, namespace, name string) (bool, error) {
 	ctx, cancel := WithTimeout(ctx)
