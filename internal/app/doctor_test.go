@@ -216,6 +216,22 @@ func TestDoctorPassesThenNamesEachFault(t *testing.T) {
 			if len(failing) != 1 {
 				t.Errorf("want only %s failing, got:\n%s", f.check, strings.Join(failing, "\n"))
 			}
+			if f.restoreVia == "cluster" {
+				// The same failure as JSON: ok false, the check's status and hint.
+				r := run(t, nil, "doctor", "-f", path, "-o", "json")
+				var doc struct {
+					OK     bool                `json:"ok"`
+					Checks []steps.CheckResult `json:"checks"`
+				}
+				if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 1 || doc.OK {
+					t.Errorf("json: exit %d, ok %v, %v\n%s", r.code, doc.OK, err, r.stdout)
+				}
+				for _, c := range doc.Checks {
+					if c.Name == f.check && (c.Status != steps.CheckFail || !strings.Contains(c.Hint, f.hint)) {
+						t.Errorf("json: %+v", c)
+					}
+				}
+			}
 			restore(t, f.restoreVia)
 			if r := run(t, nil, "doctor", "-f", path); r.code != 0 {
 				t.Fatalf("after apply --only %s: exit %d\n%s", f.restoreVia, r.code, r.stdout)
