@@ -184,8 +184,13 @@ func LoadState(workDir string, s Settings) *State {
 		return st
 	}
 	var saved State
-	if json.Unmarshal(data, &saved) == nil && saved.Settings == st.Settings && saved.Steps != nil {
-		st.Steps, st.Created = saved.Steps, saved.Created
+	if json.Unmarshal(data, &saved) != nil {
+		return st
+	}
+	// What was created outlives changed settings: its keys name the objects.
+	st.Created = saved.Created
+	if saved.Settings == st.Settings && saved.Steps != nil {
+		st.Steps = saved.Steps
 	}
 	return st
 }

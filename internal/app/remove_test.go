@@ -49,6 +49,17 @@ func TestRemoveKeepsANamespaceItDidNotCreate(t *testing.T) {
 	}
 }
 
+// The namespace step's record survives answers changed between apply and remove.
+func TestRemoveDeletesTheNamespaceItCreatedAfterTheAnswersChanged(t *testing.T) {
+	ns := testcluster.UniqueName("changed")
+	path := clusterOnly(t, ns)
+	rewrite(t, path, "tokenDuration: 3600", "tokenDuration: 7200")
+	r := run(t, nil, "remove", "-f", path, "--yes")
+	if r.code != 0 || !strings.Contains(r.stdout, "deleted namespace "+ns) {
+		t.Fatalf("remove: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 func TestRemoveAllDeletesIstiodsExposureAndTheGatewayOnlyWhenAsked(t *testing.T) {
 	ns := testcluster.UniqueName("all")
 	path := clusterOnly(t, ns)
