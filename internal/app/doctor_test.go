@@ -313,3 +313,28 @@ func TestDoctorRefusesBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// On a RHEL-like VM reached as a user with sudo, doctor reads the rpm database
+// and the agent's files the same way, and passes.
+func TestDoctorOnRHELThroughSudo(t *testing.T) {
+	testvm.Skip(t)
+	vm := testvm.Start(t, testvm.Options{Family: testvm.RHEL, ProvidesRPM: standInPackages(t).BaseProvidesRPM})
+	path, _, _ := onboardingAnswers(t, vm, vmCase{family: testvm.RHEL, user: testvm.UserNoPasswordSudo})
+	if r := run(t, nil, "apply", "-f", path, "--yes", "--only", "vm"); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r := run(t, nil, "doctor", "-f", path)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for name, want := range map[string]string{
+		"vm-ssh":              "(rpm, amd64), root by sudo without a password",
+		"vm-package":          " ✓ vm-package: istio-sidecar 1.31.1",
+		"vm-file-istio-token": " ✓ ",
+		"vm-agent":            " ✓ ",
+	} {
+		if line, _ := doctorLine(t, r.stdout, name); !strings.Contains(line, want) {
+			t.Errorf("%s: %q lacks %q", name, line, want)
+		}
+	}
+}
