@@ -12,7 +12,7 @@ import (
 const autoregistrationEnv = "PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION"
 
 // ControlPlane installs istiod with the mesh ID, cluster name and network a VM
-// needs, unless one already runs.
+// needs, unless one already runs anywhere in the cluster.
 type ControlPlane struct{}
 
 func (ControlPlane) Name() string  { return "control-plane" }
@@ -21,7 +21,7 @@ func (ControlPlane) Title() string { return "Install the Istio control plane" }
 func (ControlPlane) manifest(env *Env) ([]byte, error) {
 	s := env.Settings
 	return assets.Render("controlplane.yaml", map[string]any{
-		"IstioNamespace": s.IstioNamespace, "Revision": s.Revision, "MeshID": s.MeshID,
+		"IstioNamespace": s.IstioNamespace, "Revision": env.Revision(), "MeshID": s.MeshID,
 		"Cluster": s.Cluster, "ClusterNetwork": s.ClusterNetwork, "Autoregister": s.Autoregister,
 	})
 }
@@ -31,10 +31,12 @@ func (ControlPlane) Check(ctx context.Context, env *Env) (Status, error) {
 	if s.InstallIstio == InstallAlways {
 		return Status{Reason: "installIstio is always"}, nil
 	}
-	if env.Istiod.Found {
-		reason := fmt.Sprintf("istiod %s already runs and is kept (installIstio: always would reinstall it)", orUnknown(env.Istiod.Version))
-		if s.Autoregister && env.Istiod.Env[autoregistrationEnv] != "true" {
-			reason += "; note: its " + autoregistrationEnv + " is not true, so no WorkloadEntry will appear for the VM"
+	if is := env.Istiod; is.Found {
+		reason := fmt.Sprintf("istiod %s already runs and is kept: revision %s in %s, installed by %s (installIstio: always would reinstall it)",
+			orUnknown(is.Version), is.Revision, is.Namespace, is.ManagedBy())
+		// Unset is Istio's default (on): only an istiod whose env turns it off gets the note.
+		if on, known := is.Flag(autoregistrationEnv); s.Autoregister && known && !on {
+			reason += "; note: its " + autoregistrationEnv + " is false, so no WorkloadEntry will appear for the VM (set it to true in istiod's env)"
 		}
 		return Status{Skip: true, Reason: reason}, nil
 	}
@@ -45,6 +47,14 @@ func (ControlPlane) Check(ctx context.Context, env *Env) (Status, error) {
 }
 
 func (c ControlPlane) Plan(env *Env) ([]Action, error) {
+	// Nothing of istioctl's is shown where it will not run: plan.sh runs what it lists.
+	if !env.installsControlPlane() {
+		body := "installIstio is never: vm2mesh installs no control plane; the later steps need a running istiod"
+		if len(env.Mesh.Istiods) > 0 {
+			body = fmt.Sprintf("the cluster runs %s; vm2mesh installs no control plane beside it (installIstio: always would)", env.Mesh.Summary())
+		}
+		return []Action{{Kind: Note, Title: "no control plane to install", Body: body}}, nil
+	}
 	m, err := c.manifest(env)
 	if err != nil {
 		return nil, err

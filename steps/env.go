@@ -21,7 +21,10 @@ type Env struct {
 	Resolver k8s.Resolver // nil: the system resolver
 
 	ServerVersion string
-	Istiod        k8s.IstiodInfo // Found is false when no istiod runs
+	Mesh          k8s.Mesh       // every istiod in the cluster, its tags
+	Istiod        k8s.IstiodInfo // the one the VM joins; Found is false when none runs
+	revision      string         // revision resolved against Mesh; see Revision
+	resolved      bool           // revision is set
 
 	VM    *remote.Client // nil until ConnectVM
 	Facts VMFacts
@@ -47,8 +50,9 @@ func (e *Env) Close() {
 }
 
 // Prepare checks the settings and the cluster before anything changes: the
-// kubeconfig context, that the API server answers and accepts us, whether istiod
-// runs, and istioctl when a step will need it. Every error says what to fix.
+// kubeconfig context, that the API server answers and accepts us, which istiods
+// run and which of them the VM joins, and istioctl when a step will need it.
+// Every error says what to fix.
 func Prepare(ctx context.Context, s Settings, o k8s.Options) (*Env, error) {
 	if o.Kubeconfig == "" {
 		o.Kubeconfig = expandHome(s.Kubeconfig)
@@ -69,9 +73,15 @@ func Prepare(ctx context.Context, s Settings, o k8s.Options) (*Env, error) {
 		return nil, err
 	}
 	env.Client, env.ServerVersion = c, version
-	env.Istiod, err = c.Istiod(ctx, s.IstioNamespace, s.Revision)
+	env.Mesh, err = c.DiscoverMesh(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("looking for istiod: %w", err)
+		return nil, err
+	}
+	if err := env.pickIstiod(); err != nil {
+		return nil, err
+	}
+	if err := env.checkEastWestNone(ctx); err != nil {
+		return nil, err
 	}
 	need, err := env.needsIstioctl(ctx)
 	if err != nil {
@@ -97,16 +107,16 @@ func Prepare(ctx context.Context, s Settings, o k8s.Options) (*Env, error) {
 	return env, nil
 }
 
-// needsIstioctl: the control plane or the east-west gateway will be installed.
+// needsIstioctl: the control plane, or the east-west gateway with istioctl,
+// will be installed.
 func (e *Env) needsIstioctl(ctx context.Context) (bool, error) {
-	switch e.Settings.InstallIstio {
-	case InstallNever:
+	switch {
+	case e.Settings.InstallIstio == InstallNever:
 		return false, nil
-	case InstallAlways:
+	case e.installsControlPlane():
 		return true, nil
-	}
-	if !e.Istiod.Found {
-		return true, nil
+	case e.EastWestMethod() != EastWestIstioctl:
+		return false, nil
 	}
 	gw, err := e.Client.ServiceExists(ctx, e.Settings.IstioNamespace, EastWestService)
 	return !gw, err

@@ -25,7 +25,7 @@ func (ExposeIstiod) manifests(env *Env) ([]manifestFile, error) {
 	s := env.Settings
 	data := map[string]any{
 		"IstioNamespace": s.IstioNamespace,
-		"IstiodService":  vmconfig.IstiodHost(s.IstioNamespace, s.Revision) + ".cluster.local",
+		"IstiodService":  vmconfig.IstiodHost(s.IstioNamespace, env.Revision()) + ".cluster.local",
 		"ClusterNetwork": s.ClusterNetwork,
 	}
 	out := []manifestFile{{file: "expose-istiod.yaml", title: "Gateway istiod-gateway, VirtualService istiod-vs"}}

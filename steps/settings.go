@@ -31,6 +31,14 @@ const (
 	InstallNever  = "never"  // never run istioctl
 )
 
+// How the east-west gateway is installed (eastwestInstall).
+const (
+	EastWestAuto      = "auto"      // istioctl beside an istioctl-made mesh (or one vm2mesh installs), manifests otherwise
+	EastWestIstioctl  = "istioctl"  // istioctl install of an IstioOperator
+	EastWestManifests = "manifests" // gateway injection manifests, server-side applied
+	EastWestNone      = "none"      // never: the gateway exists, or gatewayAddress is given
+)
+
 // Settings is everything a run needs, one validated struct. Every field's yaml
 // tag is its key in the answers file.
 type Settings struct {
@@ -41,13 +49,15 @@ type Settings struct {
 	MeshID         string `yaml:"meshID" json:"meshID"`
 	Revision       string `yaml:"revision" json:"revision"`
 	InstallIstio   string `yaml:"installIstio" json:"installIstio"`
-	Istioctl       string `yaml:"istioctl" json:"istioctl"`
-	IstioNamespace string `yaml:"istioNamespace" json:"istioNamespace"`
-	App            string `yaml:"app" json:"app"`
-	Namespace      string `yaml:"namespace" json:"namespace"`
-	ServiceAccount string `yaml:"serviceAccount" json:"serviceAccount"`
-	VMNetwork      string `yaml:"vmNetwork" json:"vmNetwork"`
-	WorkDir        string `yaml:"workDir" json:"workDir"`
+	// EastWestInstall says how a missing east-west gateway is installed.
+	EastWestInstall string `yaml:"eastwestInstall" json:"eastwestInstall"`
+	Istioctl        string `yaml:"istioctl" json:"istioctl"`
+	IstioNamespace  string `yaml:"istioNamespace" json:"istioNamespace"`
+	App             string `yaml:"app" json:"app"`
+	Namespace       string `yaml:"namespace" json:"namespace"`
+	ServiceAccount  string `yaml:"serviceAccount" json:"serviceAccount"`
+	VMNetwork       string `yaml:"vmNetwork" json:"vmNetwork"`
+	WorkDir         string `yaml:"workDir" json:"workDir"`
 	// AllowExistingWorkDir lets workDir be a non-empty directory that vm2mesh
 	// did not make. It is a waiver, not a setting of the mesh: it stays out of
 	// the hash that saved progress is kept under.
@@ -93,17 +103,18 @@ const (
 // Defaults are the guide's values.
 func Defaults() Settings {
 	return Settings{
-		Cluster:        "Kubernetes",
-		MeshID:         "mesh1",
-		InstallIstio:   InstallAuto,
-		IstioNamespace: "istio-system",
-		App:            "demo",
-		Namespace:      "vm",
-		ServiceAccount: "vm",
-		WorkDir:        "./vmintegration",
-		Autoregister:   true,
-		TokenDuration:  3600,
-		CaptureDNS:     true,
+		Cluster:         "Kubernetes",
+		MeshID:          "mesh1",
+		InstallIstio:    InstallAuto,
+		EastWestInstall: EastWestAuto,
+		IstioNamespace:  "istio-system",
+		App:             "demo",
+		Namespace:       "vm",
+		ServiceAccount:  "vm",
+		WorkDir:         "./vmintegration",
+		Autoregister:    true,
+		TokenDuration:   3600,
+		CaptureDNS:      true,
 	}
 }
 
@@ -176,6 +187,15 @@ func (s Settings) Validate() []FieldError {
 	case InstallAuto, InstallAlways, InstallNever:
 	default:
 		add("installIstio", "%q must be auto, always or never", s.InstallIstio)
+	}
+	switch s.EastWestInstall {
+	case EastWestAuto, EastWestManifests, EastWestNone:
+	case EastWestIstioctl:
+		if s.InstallIstio == InstallNever {
+			add("eastwestInstall", "istioctl runs istioctl, which installIstio: never rules out; set eastwestInstall to manifests or none, or installIstio to auto")
+		}
+	default:
+		add("eastwestInstall", "%q must be auto, istioctl, manifests or none", s.EastWestInstall)
 	}
 	switch {
 	case s.TokenDuration < 0:
@@ -259,7 +279,7 @@ func (s Settings) stringValues() []keyValue {
 	return []keyValue{
 		{"kubeconfig", s.Kubeconfig}, {"kubeContext", s.KubeContext}, {"cluster", s.Cluster},
 		{"clusterNetwork", s.ClusterNetwork}, {"meshID", s.MeshID}, {"revision", s.Revision},
-		{"installIstio", s.InstallIstio}, {"istioctl", s.Istioctl}, {"istioNamespace", s.IstioNamespace},
+		{"installIstio", s.InstallIstio}, {"eastwestInstall", s.EastWestInstall}, {"istioctl", s.Istioctl}, {"istioNamespace", s.IstioNamespace},
 		{"app", s.App}, {"namespace", s.Namespace}, {"serviceAccount", s.ServiceAccount},
 		{"vmNetwork", s.VMNetwork}, {"workDir", s.WorkDir}, {"gatewayAddress", s.GatewayAddress},
 		{"vm.host", v.Host}, {"vm.user", v.User}, {"vm.identityFile", v.IdentityFile}, {"vm.sshConfig", v.SSHConfig},

@@ -28,6 +28,8 @@ func TestAnswersErrorsNameTheKey(t *testing.T) {
 		{"tokenDuration: -1", []string{"tokenDuration: -1 is negative"}},
 		{"tokenDuration: 60", []string{"tokenDuration: 60 seconds is shorter"}},
 		{"installIstio: maybe", []string{"installIstio:"}},
+		{"eastwestInstall: helm", []string{`eastwestInstall: "helm" must be auto, istioctl, manifests or none`}},
+		{"installIstio: never\neastwestInstall: istioctl", []string{"eastwestInstall: istioctl runs istioctl, which installIstio: never rules out"}},
 		{"clusterNetwork: kube-network", []string{"vmNetwork: set clusterNetwork and vmNetwork together"}},
 		{"gatewayAddress: not_a_host!", []string{"gatewayAddress:"}},
 		{"app: demo\ncolour: blue\nsize: 3", []string{`unknown key "colour" (line 2), "size" (line 3)`}},

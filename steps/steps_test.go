@@ -180,6 +180,8 @@ func TestControlPlaneStreamsIstioctlAndReportsItsFailure(t *testing.T) {
 
 func TestControlPlaneKeepsARunningIstiod(t *testing.T) {
 	cluster.CreateIstiodDeploymentStandIn(t, "istio-kept", "istiod", "docker.io/istio/pilot:1.30.2")
+	// istiod is looked for in every namespace: the tests after this one start without it.
+	t.Cleanup(func() { deleteDeployment(t, "istio-kept", "istiod") })
 	s := settings(t, "istio-kept", "kept")
 	s.InstallIstio = steps.InstallAuto
 	s.GatewayAddress = ""

@@ -41,7 +41,7 @@ func (VMFiles) options(ctx context.Context, env *Env, noToken bool) (*vmconfig.W
 	}
 	return wg, vmconfig.Options{
 		IstioNamespace: s.IstioNamespace,
-		Revision:       s.Revision,
+		Revision:       env.Revision(),
 		ClusterID:      s.Cluster,
 		ClusterIDSet:   true,
 		IngressIP:      ip,
@@ -134,25 +134,33 @@ func (VMFiles) Plan(env *Env) ([]Action, error) {
 	if s.GatewayAddress != "" {
 		gw = s.GatewayAddress
 	}
+	configure := []string{"x", "workload", "entry", "configure",
+		"-f", env.File("workloadgroup.yaml"), "-o", env.WorkDir, "--clusterID", s.Cluster,
+		fmt.Sprintf("--tokenDuration=%d", s.TokenDuration), fmt.Sprintf("--autoregister=%t", s.Autoregister)}
+	// istioctl takes the revision literally: a tag is given as its revision.
+	if rev := env.Revision(); vmconfig.Revisioned(rev) {
+		configure = append(configure, "--revision", rev)
+	}
+	if s.IstioNamespace != "istio-system" {
+		configure = append(configure, "-i", s.IstioNamespace)
+	}
 	return []Action{
 		{Kind: Note, Title: "generate the VM's files", Body: strings.Join([]string{
 			fmt.Sprintf("generate into %s, each 0600:", env.WorkDir),
-			fmt.Sprintf("  cluster.env, mesh.yaml  from the %s mesh config and WorkloadGroup %s/%s", meshConfigMap(s), s.Namespace, s.App),
+			fmt.Sprintf("  cluster.env, mesh.yaml  from the %s mesh config and WorkloadGroup %s/%s", meshConfigMap(s.IstioNamespace, env.Revision()), s.Namespace, s.App),
 			fmt.Sprintf("  root-cert.pem           from ConfigMap %s/%s (waiting up to %s for istiod to write it)", s.Namespace, k8s.RootCertConfigMap, RootCertWait),
 			fmt.Sprintf("  istio-token             TokenRequest for %s/%s, audience %s, %ds", s.Namespace, s.ServiceAccount, k8s.IstioCAAudience, s.TokenDuration),
-			fmt.Sprintf("  hosts                   %s -> %s", gw, vmconfig.IstiodHost(s.IstioNamespace, s.Revision)),
+			fmt.Sprintf("  hosts                   %s -> %s", gw, vmconfig.IstiodHost(s.IstioNamespace, env.Revision())),
 		}, "\n")},
-		{Kind: Command, Title: "the same with istioctl", Argv: env.IstioctlArgv("x", "workload", "entry", "configure",
-			"-f", env.File("workloadgroup.yaml"), "-o", env.WorkDir, "--clusterID", s.Cluster,
-			fmt.Sprintf("--tokenDuration=%d", s.TokenDuration), fmt.Sprintf("--autoregister=%t", s.Autoregister))},
+		{Kind: Command, Title: "the same with istioctl", Argv: env.IstioctlArgv(configure...)},
 	}, nil
 }
 
-func meshConfigMap(s Settings) string {
-	if vmconfig.Revisioned(s.Revision) {
-		return s.IstioNamespace + "/istio-" + s.Revision
+func meshConfigMap(ns, rev string) string {
+	if vmconfig.Revisioned(rev) {
+		return ns + "/istio-" + rev
 	}
-	return s.IstioNamespace + "/istio"
+	return ns + "/istio"
 }
 
 func (v VMFiles) Run(ctx context.Context, env *Env, out *Output) error {

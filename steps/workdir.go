@@ -32,7 +32,7 @@ var pseudoFS = []string{"/dev", "/proc", "/sys"}
 // files, the manifests of the steps, the dry run's plan and the saved progress;
 // answers.yaml is where the README's examples keep the answers.
 var ownFiles = append(slices.Clone(vmconfig.FileNames),
-	"vm-cluster.yaml", "eastwest.yaml", "expose-istiod.yaml", "cross-network.yaml", "workloadgroup.yaml",
+	"vm-cluster.yaml", "eastwest.yaml", "eastwest-gateway.yaml", "expose-istiod.yaml", "cross-network.yaml", "workloadgroup.yaml",
 	"plan.sh", ".vm2mesh-state.json", "answers.yaml")
 
 // ownFile says whether name is one of vm2mesh's files, a backup of one (NAME.bak)

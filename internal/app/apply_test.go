@@ -18,6 +18,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/vm2mesh/vm2mesh/internal/testcluster"
@@ -72,6 +73,12 @@ func istioInstalled(t *testing.T) {
 		cluster.InstallIstioCRDs(t)
 		cluster.CreateConfigMap(t, "istio-system", "istio", map[string]string{"mesh": meshConfig})
 		cluster.CreateIstiodDeploymentStandIn(t, "istio-system", "istiod", "docker.io/istio/pilot:1.31.1")
+		// The labels istioctl install puts on what it installs, by which vm2mesh
+		// knows the mesh is istioctl's (and adds its gateway with istioctl too).
+		patch := `{"metadata":{"labels":{"operator.istio.io/managed":"Reconcile","install.operator.istio.io/owning-resource":"installed-state","istio.io/rev":"default"}}}`
+		if _, err := cluster.Kube(t).AppsV1().Deployments("istio-system").Patch(context.Background(), "istiod", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
@@ -194,14 +201,18 @@ func TestDryRunWritesPlanAndChangesNothing(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	assertUnchanged(t, before)
-	for _, f := range []string{"vm-cluster.yaml", "eastwest.yaml", "expose-istiod.yaml", "workloadgroup.yaml", "plan.sh"} {
+	for _, f := range []string{"eastwest.yaml", "expose-istiod.yaml", "workloadgroup.yaml", "plan.sh"} {
 		if _, err := os.Stat(filepath.Join(workDir, f)); err != nil {
 			t.Errorf("dry run did not write %s: %v", f, err)
 		}
 	}
 	plan, _ := os.ReadFile(filepath.Join(workDir, "plan.sh"))
+	// istiod runs: plan.sh, which runs what it lists, installs no control plane.
+	if _, err := os.Stat(filepath.Join(workDir, "vm-cluster.yaml")); err == nil || strings.Contains(string(plan), "vm-cluster.yaml") {
+		t.Errorf("the dry run plans a control plane beside the running istiod:\n%s", plan)
+	}
 	// The commands come in the procedure's order.
-	order := []string{"install -y -f " + workDir + "/vm-cluster.yaml", "install -y -f " + workDir + "/eastwest.yaml",
+	order := []string{"install -y -f " + workDir + "/eastwest.yaml",
 		"expose-istiod.yaml", "kubectl create namespace dry", "kubectl create serviceaccount vm -n dry",
 		"workloadgroup.yaml", "x workload entry configure"}
 	at := 0
