@@ -99,11 +99,8 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 	defer env.Close()
 	p := &printer{w: stdio.Out}
 	if env.Client != nil {
-		istiod := "not installed"
-		if env.Istiod.Found {
-			istiod = "istiod " + env.Istiod.Version
-		}
-		fmt.Fprintf(stdio.Out, "cluster: context %q at %s (Kubernetes %s), %s\n", env.Client.Context, env.Client.Server, env.ServerVersion, istiod)
+		fmt.Fprintf(stdio.Out, "cluster: context %q at %s (Kubernetes %s)\n", env.Client.Context, env.Client.Server, env.ServerVersion)
+		fmt.Fprintf(stdio.Out, "mesh: %s\n", env.MeshLine())
 	}
 	if env.VM != nil {
 		fmt.Fprintf(stdio.Out, "vm: %s, %s (%s, %s), root by %s\n", env.VM.Target, env.Facts.OS, env.Facts.Family, env.Facts.Arch, env.Facts.Root)
