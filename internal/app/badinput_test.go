@@ -447,7 +447,7 @@ var badInputs = []badInput{
 	{name: "apply -f empty", args: []string{"apply", "-f", "", "--yes"}, want: []string{"expecting an answers file"}},
 
 	// generate's flags.
-	{name: "generate without -f", cmd: "generate", args: []string{"generate", "-o", "{out}"}, want: []string{"expecting a WorkloadGroup file: -f workloadgroup.yaml"}},
+	{name: "generate without -f", cmd: "generate", args: []string{"generate", "-o", "{out}"}, want: []string{"expecting a WorkloadGroup: -f workloadgroup.yaml, or --name NAME -n NAMESPACE"}},
 	{name: "generate without -o", cmd: "generate", args: []string{"generate", "-f", "{wg}"}, want: []string{"expecting an output directory: -o DIR"}},
 	{name: "generate -f missing", cmd: "generate", args: []string{"generate", "-f", "{dir}/wg.yaml", "-o", "{out}"}, want: []string{"-f {dir}/wg.yaml: no such file or directory", "give the path of a readable file"}},
 	{name: "generate -f /dev/zero", cmd: "generate", args: []string{"generate", "-f", "/dev/zero", "-o", "{out}"}, want: []string{"-f /dev/zero: a character device", "give a regular file"}},
@@ -479,7 +479,7 @@ var badInputs = []badInput{
 	{name: "generate --context", cmd: "generate", more: []string{"--context", "prod"}, want: []string{`--context: context "prod" is not in the kubeconfig`}},
 	{name: "generate --capture-dns", cmd: "generate", more: []string{"--capture-dns=maybe"}, want: []string{`invalid argument "maybe"`, "see vm2mesh generate --help"}},
 	{name: "generate --autoregister", cmd: "generate", more: []string{"--autoregister=2"}, want: []string{`invalid argument "2"`, "--help"}},
-	{name: "generate an argument", cmd: "generate", more: []string{"extra"}, want: []string{`vm2mesh generate takes no arguments, not "extra"`, "-f and the output directory with -o"}},
+	{name: "generate an argument", cmd: "generate", more: []string{"extra"}, want: []string{`vm2mesh generate takes no arguments, not "extra"`, "-f (or --name and -n) and the output directory with -o"}},
 	{name: "generate --password", cmd: "generate", more: []string{"--password=x"}, want: []string{"unknown flag: --password", "no password on the command line"}},
 
 	// The wizard's start, without a terminal.

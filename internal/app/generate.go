@@ -21,19 +21,21 @@ import (
 func newGenerate(stdio IO) *cobra.Command {
 	var (
 		file, outDir, kubeconfig, kubeContext string
+		name, namespace                       string
 		o                                     vmconfig.Options
 		rootCertWait                          time.Duration
 		force                                 bool
 	)
 	cmd := &cobra.Command{
-		Use:   "generate -f workloadgroup.yaml -o DIR",
+		Use:   "generate (-f workloadgroup.yaml | --name NAME -n NAMESPACE) -o DIR",
 		Short: "Generate the five files a VM needs (drop-in for istioctl x workload entry configure)",
 		Example: `  vm2mesh generate -f workloadgroup.yaml -o vmintegration --clusterID Kubernetes
-  vm2mesh generate -f workloadgroup.yaml -o out --ingressIP 203.0.113.7 --internalIP 10.0.0.12`,
-		Args: noArgs("give the WorkloadGroup with -f and the output directory with -o"),
+  vm2mesh generate -f workloadgroup.yaml -o out --ingressIP 203.0.113.7 --internalIP 10.0.0.12
+  vm2mesh generate --name demo -n vm -o vmintegration`,
+		Args: noArgs("give the WorkloadGroup with -f (or --name and -n) and the output directory with -o"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file == "" {
-				return fmt.Errorf("expecting a WorkloadGroup file: -f workloadgroup.yaml")
+			if err := checkWorkloadGroupFlags(file, name, namespace); err != nil {
+				return err
 			}
 			if outDir == "" {
 				return fmt.Errorf("expecting an output directory: -o DIR")
@@ -48,13 +50,15 @@ func newGenerate(stdio IO) *cobra.Command {
 			if err := checkGenerateFlags(o, rootCertWait); err != nil {
 				return err
 			}
-			data, err := steps.ReadInput(cmd.Context(), "-f", file, stdio.In)
-			if err != nil {
-				return err
-			}
-			wg, err := vmconfig.ParseWorkloadGroup(data)
-			if err != nil {
-				return fmt.Errorf("%s: %w; give a WorkloadGroup manifest (as vm2mesh apply writes into workDir)", file, err)
+			var wg *vmconfig.WorkloadGroup
+			if file != "" {
+				data, err := steps.ReadInput(cmd.Context(), "-f", file, stdio.In)
+				if err != nil {
+					return err
+				}
+				if wg, err = vmconfig.ParseWorkloadGroup(data); err != nil {
+					return fmt.Errorf("%s: %w; give a WorkloadGroup manifest (as vm2mesh apply writes into workDir)", file, err)
+				}
 			}
 			dir, err := steps.CheckWorkDir("-o", outDir, force, "add --force to write into it anyway")
 			if err != nil {
@@ -68,6 +72,16 @@ func newGenerate(stdio IO) *cobra.Command {
 			c, err := k8s.New(k8s.Options{Kubeconfig: kubeconfig, Context: kubeContext})
 			if err != nil {
 				return err
+			}
+			if wg == nil {
+				// As istioctl: the WorkloadGroup as the API server has it, read like a file.
+				data, err := c.WorkloadGroup(cmd.Context(), namespace, name)
+				if err != nil {
+					return err
+				}
+				if wg, err = vmconfig.ParseWorkloadGroup(data); err != nil {
+					return fmt.Errorf("workloadgroup %s in namespace %s: %w", name, namespace, err)
+				}
 			}
 			if warning, err := dir.Tighten(); err != nil {
 				return err
@@ -91,7 +105,9 @@ func newGenerate(stdio IO) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&file, "file", "f", "", "filename of the WorkloadGroup artifact")
+	f.StringVarP(&file, "file", "f", "", "filename of the WorkloadGroup artifact; leave it out to read the WorkloadGroup from the API server (--name, -n)")
+	f.StringVar(&name, "name", "", "The name of the WorkloadGroup to read from the API server")
+	f.StringVarP(&namespace, "namespace", "n", "", "The namespace of that WorkloadGroup")
 	f.StringVarP(&outDir, "output", "o", "", "Output directory for generated files")
 	f.StringVar(&o.ClusterID, "clusterID", "", "The ID used to identify the cluster (default: read from the sidecar injector's values)")
 	f.Int64Var(&o.TokenDuration, "tokenDuration", 3600, "The token duration in seconds")
@@ -108,6 +124,31 @@ func newGenerate(stdio IO) *cobra.Command {
 	f.BoolVar(&force, "force", false, "write into -o even when it holds files vm2mesh did not write")
 	f.DurationVar(&rootCertWait, "wait-root-cert", 0, "wait this long for istiod to write istio-ca-root-cert into the namespace (istioctl does not wait)")
 	return cmd
+}
+
+// checkWorkloadGroupFlags: the WorkloadGroup comes from a file or from the API
+// server, never both. -n has no default, as in istioctl.
+func checkWorkloadGroupFlags(file, name, namespace string) error {
+	switch {
+	case file != "" && (name != "" || namespace != ""):
+		return fmt.Errorf("the flags -f and --name/-n are mutually exclusive: give the WorkloadGroup as a file (-f) or by name and namespace in the cluster (--name NAME -n NAMESPACE)")
+	case file == "" && name == "" && namespace == "":
+		return fmt.Errorf("expecting a WorkloadGroup: -f workloadgroup.yaml, or --name NAME -n NAMESPACE of one in the cluster")
+	case file == "" && name == "":
+		return fmt.Errorf("-n %s: give the WorkloadGroup's name too (--name NAME), or its file with -f instead", namespace)
+	case file == "" && namespace == "":
+		return fmt.Errorf("--name %s: give the WorkloadGroup's namespace too (-n NAMESPACE; there is no default, as in istioctl)", name)
+	}
+	if file != "" {
+		return nil
+	}
+	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+		return fmt.Errorf("--name: %q is not a valid WorkloadGroup name (%s); give the name as kubectl get workloadgroups shows it", name, strings.Join(msgs, "; "))
+	}
+	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
+		return fmt.Errorf("-n: %q is not a valid namespace (%s); give the namespace as kubectl shows it", namespace, strings.Join(msgs, "; "))
+	}
+	return nil
 }
 
 // checkGenerateFlags checks the values istioctl would pass on unchecked into the
