@@ -74,6 +74,9 @@ func newForm(s steps.Settings, src SettingsSources) *form {
 		huh.NewGroup(
 			huh.NewInput().Title("Mesh ID").Value(&f.s.MeshID).Validate(v("meshID")),
 			huh.NewInput().Title("Cluster name").Value(&f.s.Cluster).Validate(v("cluster")),
+			huh.NewSelect[string]().Title("Istio revision").Description("the control plane the VM joins").
+				OptionsFunc(func() []huh.Option[string] { return revisionOptions(p.get(f.s.KubeContext).mesh, f.s.Revision) }, &f.s.KubeContext).
+				Value(&f.s.Revision),
 			huh.NewSelect[string]().Title("Networks").Options(
 				huh.NewOption("single network: the VM reaches pods directly", singleNetwork),
 				huh.NewOption("multi-network: through the east-west gateway", multiNetwork)).Value(&f.network),
