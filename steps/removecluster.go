@@ -294,10 +294,16 @@ func (RemoveNamespace) plan(ctx context.Context, env *Env) (nsPlan, error) {
 		return p, err
 	}
 	if err == nil {
-		if created[serviceAccountKey(s)] {
-			p.sa = true
-		} else {
+		users, err := serviceAccountUsers(ctx, env)
+		switch {
+		case err != nil:
+			return p, err
+		case !created[serviceAccountKey(s)]:
 			p.kept = append(p.kept, "service account "+s.ServiceAccount+" (vm2mesh's state in workDir does not record creating it)")
+		case len(users) > 0:
+			p.kept = append(p.kept, "service account "+s.ServiceAccount+", the identity of "+strings.Join(users, ", "))
+		default:
+			p.sa = true
 		}
 	}
 	if !created[namespaceKey(s)] {
@@ -317,6 +323,76 @@ func (RemoveNamespace) plan(ctx context.Context, env *Env) (nsPlan, error) {
 	}
 	p.ns = true
 	return p, nil
+}
+
+// serviceAccountUsers names what else runs as the VM's service account: other
+// VMs' WorkloadEntries, a WorkloadGroup this remove keeps, pods. Deleting it
+// would end their tokens.
+func serviceAccountUsers(ctx context.Context, env *Env) ([]string, error) {
+	s := env.Settings
+	var users []string
+	mine, others, err := groupEntries(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	ours := map[string]bool{}
+	for _, we := range mine {
+		ours[we.GetName()] = true // RemoveWorkloadEntry deletes them first
+	}
+	all, _, err := istioResource(env, "WorkloadEntry", s.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if all != nil {
+		lctx, cancel := k8s.WithTimeout(ctx)
+		list, err := all.List(lctx, metav1.ListOptions{})
+		cancel()
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		if list != nil {
+			for _, we := range list.Items {
+				if sa, _, _ := unstructured.NestedString(we.Object, "spec", "serviceAccount"); sa == s.ServiceAccount && !ours[we.GetName()] {
+					users = append(users, "WorkloadEntry/"+we.GetName())
+				}
+			}
+		}
+	}
+	if groups, ok, err := istioResource(env, "WorkloadGroup", s.Namespace); err != nil {
+		return nil, err
+	} else if ok {
+		ri, _, err := ownGroup(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		deleted := ri != nil && len(others) == 0 // RemoveWorkloadGroup deletes it first
+		lctx, cancel := k8s.WithTimeout(ctx)
+		list, err := groups.List(lctx, metav1.ListOptions{})
+		cancel()
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		if list != nil {
+			for _, wg := range list.Items {
+				sa, _, _ := unstructured.NestedString(wg.Object, "spec", "template", "serviceAccount")
+				if sa == s.ServiceAccount && !(deleted && wg.GetName() == s.App) {
+					users = append(users, "WorkloadGroup/"+wg.GetName())
+				}
+			}
+		}
+	}
+	lctx, cancel := k8s.WithTimeout(ctx)
+	defer cancel()
+	pods, err := env.Client.Kube.CoreV1().Pods(s.Namespace).List(lctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, pod := range pods.Items {
+		if pod.Spec.ServiceAccountName == s.ServiceAccount {
+			users = append(users, "Pod/"+pod.Name)
+		}
+	}
+	return users, nil
 }
 
 // namespaceContents lists what the namespace holds besides what comes with every

@@ -194,12 +194,13 @@ func TestRemoveKeepsWhatIsNotVM2meshs(t *testing.T) {
 		t.Fatalf("remove --only cluster: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	t.Log(r.stdout)
-	for _, want := range []string{"kept: other VMs are registered from it (demo-192.0.2.77)", "ConfigMap/not-vm2mesh", "deleted service account vm"} {
+	for _, want := range []string{"kept: other VMs are registered from it (demo-192.0.2.77)", "ConfigMap/not-vm2mesh",
+		"kept service account vm, the identity of WorkloadEntry/demo-192.0.2.77, WorkloadGroup/demo"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	if got, want := strings.Join(clusterObjects(t, ns), " "), "namespace workloadgroup/demo workloadentry/demo-192.0.2.77"; got != want {
+	if got, want := strings.Join(clusterObjects(t, ns), " "), "namespace serviceaccount/vm workloadgroup/demo workloadentry/demo-192.0.2.77"; got != want {
 		t.Errorf("the cluster after remove: %s, want %s", got, want)
 	}
 	if _, err := cluster.Kube(t).CoreV1().ConfigMaps(ns).Get(context.Background(), "not-vm2mesh", metav1.GetOptions{}); err != nil {
