@@ -67,6 +67,10 @@ func TestWizardInTmuxOnboardsAVMEndToEnd(t *testing.T) {
 	vm := testvm.Start(t, testvm.Options{})
 	ns := testcluster.UniqueName("wizard")
 	cluster.RootCertWriterStandIn(t, "ROOT CERT OF THE MESH", ns)
+	// No istiod (the stand-in agent connects to none): its autoregistration
+	// stands in, so vm-verify finds the VM's WorkloadEntry.
+	cluster.CreateNamespace(t, ns)
+	autoregisteredEntryStandIn(t, ns, vm.Addr)
 	testvm.GatewayWithoutIstiodStandIn(t, vm.HostAddr)
 	path, workDir := answers(t, ns, "gatewayAddress: "+vm.HostAddr, "vm:",
 		"  host: "+vm.Addr,
