@@ -329,6 +329,11 @@ func checkIptables(ctx context.Context, d *doctor) CheckResult {
 	if why != "" {
 		return warned(hint, "cannot see the agent's traffic capture: %s", why)
 	}
+	return judgeChains(rules, hint)
+}
+
+// judgeChains reads iptables -t nat -S for the agent's chains.
+func judgeChains(rules, hint string) CheckResult {
 	var have, missing []string
 	for _, c := range agentChains {
 		if strings.Contains(rules, "-N "+c+"\n") || strings.HasSuffix(rules, "-N "+c) {
@@ -342,8 +347,11 @@ func checkIptables(ctx context.Context, d *doctor) CheckResult {
 		// Warned: an agent started without istio-start.sh (or a stand-in)
 		// captures nothing, and says nothing about it.
 		return warned(hint, "no ISTIO_* chains in the nat table: the VM's traffic is not captured")
+	case !slices.Contains(have, "ISTIO_OUTPUT"):
+		return failed(hint, "the nat table has %s but not ISTIO_OUTPUT: outbound traffic is not captured", strings.Join(have, ", "))
 	case len(missing) > 0:
-		return failed(hint, "the nat table has %s but not %s", strings.Join(have, ", "), strings.Join(missing, ", "))
+		// The inbound chains exist only when ISTIO_INBOUND_PORTS captures some.
+		return ok("%s in the nat table (not %s: no inbound capture)", strings.Join(have, ", "), strings.Join(missing, ", "))
 	}
 	return ok("%s in the nat table", strings.Join(have, ", "))
 }
@@ -357,8 +365,13 @@ func checkDNSCapture(ctx context.Context, d *doctor) CheckResult {
 	if why != "" {
 		return warned(hint, "cannot see DNS capture: %s", why)
 	}
+	return judgeDNS(rules, hint)
+}
+
+// judgeDNS reads iptables -t nat -S for the rule sending DNS to the agent.
+func judgeDNS(rules, hint string) CheckResult {
 	for _, l := range strings.Split(rules, "\n") {
-		if strings.Contains(l, "--dport 53") && strings.Contains(l, "15053") {
+		if f := strings.Fields(l); slices.Contains(f, "53") && slices.Contains(f, "15053") && slices.Contains(f, "--dport") {
 			return ok("DNS redirected to the agent: %s", clipped(l, 160))
 		}
 	}
