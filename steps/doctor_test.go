@@ -2,7 +2,10 @@ package steps
 
 import (
 	"context"
+	"encoding/base64"
+	"strings"
 	"testing"
+	"time"
 )
 
 // The check list is data: every name is unique, and a check needs only checks
@@ -72,6 +75,33 @@ func TestDoctorReadsTheNatTable(t *testing.T) {
 		}
 		if r := judgeDNS(c.rules, "h"); r.Status != c.dns {
 			t.Errorf("%s: DNS %s (%s), want %s", c.name, r.Status, r.Found, c.dns)
+		}
+	}
+}
+
+func TestDoctorJudgesTheTokenByItsClaims(t *testing.T) {
+	now := time.Unix(2_000_000_000, 0)
+	jwt := func(claims string) string {
+		return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
+	}
+	for _, c := range []struct {
+		name, token string
+		certValid   bool
+		status      CheckStatus
+		found       string
+	}{
+		{"fresh", jwt(`{"aud":["istio-ca"],"exp":2000003600,"sub":"system:serviceaccount:vm:vm"}`), false, CheckOK, "expires 2033-05-18T04:33:20Z (in 1h0m0s)"},
+		{"another audience", jwt(`{"aud":"https://kubernetes.default.svc","exp":2000003600}`), false, CheckFail, "audience https://kubernetes.default.svc, not istio-ca"},
+		{"expired, the agent has its certificate", jwt(`{"aud":["istio-ca"],"exp":1999999000}`), true, CheckOK, "fine, the agent has its certificate"},
+		{"expired, no certificate", jwt(`{"aud":["istio-ca"],"exp":1999999000}`), false, CheckFail, "the agent has no valid certificate"},
+		{"not a JWT", "opaque-value-42", false, CheckFail, "is not a JWT"},
+	} {
+		r := judgeToken(c.token, c.certValid, now)
+		if r.Status != c.status || !strings.Contains(r.Found, c.found) {
+			t.Errorf("%s: %s %q, want %s and %q", c.name, r.Status, r.Found, c.status, c.found)
+		}
+		if strings.Contains(r.Found+r.Hint, c.token) {
+			t.Errorf("%s: the token was shown", c.name)
 		}
 	}
 }

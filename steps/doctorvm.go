@@ -210,12 +210,19 @@ func checkToken(ctx context.Context, d *doctor) CheckResult {
 	if err != nil {
 		return failed(fixVM, "reading %s as %s failed", file, agentUser)
 	}
+	return judgeToken(out, d.agentCertValid, time.Now())
+}
+
+// judgeToken reads a token's audience and expiry; certValid: the agent holds a
+// valid certificate, so an expired token is no longer needed.
+func judgeToken(token string, certValid bool, now time.Time) CheckResult {
+	const file = "/var/run/secrets/tokens/istio-token"
 	var claims struct {
 		Aud any     `json:"aud"`
 		Exp float64 `json:"exp"`
 		Sub string  `json:"sub"`
 	}
-	parts := strings.Split(strings.TrimSpace(out), ".")
+	parts := strings.Split(strings.TrimSpace(token), ".")
 	if len(parts) != 3 {
 		return failed(fixVM, "%s is not a JWT", file)
 	}
@@ -238,11 +245,11 @@ func checkToken(ctx context.Context, d *doctor) CheckResult {
 		return failed("istiod accepts only tokens for istio-ca: run vm2mesh apply -f answers.yaml to mint one", "audience %s, not istio-ca", strings.Join(aud, ", "))
 	}
 	exp := time.Unix(int64(claims.Exp), 0).UTC()
-	left := time.Until(exp).Round(time.Minute)
+	left := exp.Sub(now).Round(time.Minute)
 	switch {
-	case left > 0:
+	case exp.After(now):
 		return ok("audience istio-ca, for %s, expires %s (in %s)", claims.Sub, exp.Format(time.RFC3339), left)
-	case d.agentCertValid:
+	case certValid:
 		return ok("audience istio-ca, expired %s: fine, the agent has its certificate and renews with it", exp.Format(time.RFC3339))
 	}
 	return failed("the agent has no certificate to renew with: run vm2mesh apply -f answers.yaml (a fresh token) and it restarts the agent",
