@@ -2,7 +2,15 @@ package steps
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
+	"math/big"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +110,60 @@ func TestDoctorJudgesTheTokenByItsClaims(t *testing.T) {
 		}
 		if strings.Contains(r.Found+r.Hint, c.token) {
 			t.Errorf("%s: the token was shown", c.name)
+		}
+	}
+}
+
+// testCA makes a CA and signs a workload certificate for uri, valid until notAfter.
+func testCA(t *testing.T, name string) (caPEM string, sign func(uri string, notAfter time.Time) string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{Organization: []string{name}},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, ca, ca, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(der)
+	pemOf := func(der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	}
+	return pemOf(der), func(uri string, notAfter time.Time) string {
+		u, _ := url.Parse(uri)
+		leaf := &x509.Certificate{SerialNumber: big.NewInt(2), URIs: []*url.URL{u},
+			NotBefore: time.Now().Add(-24 * time.Hour), NotAfter: notAfter}
+		der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pemOf(der) + pemOf(caCert.Raw)
+	}
+}
+
+func TestDoctorJudgesTheAgentCertificate(t *testing.T) {
+	root, sign := testCA(t, "cluster.local")
+	other, _ := testCA(t, "another mesh")
+	id := "spiffe://cluster.local/ns/vm/sa/vm"
+	later := time.Now().Add(time.Hour)
+	for _, c := range []struct {
+		name, chain, root string
+		status            CheckStatus
+		found             string
+	}{
+		{"the mesh's", sign(id, later), root, CheckOK, id + ", issued by O=cluster.local, expires "},
+		{"none yet", "\n", root, CheckWarn, "no certificate at /etc/certs/cert-chain.pem"},
+		{"another CA's", sign(id, later), other, CheckFail, "does not verify with root-cert.pem"},
+		{"expired", sign(id, time.Now().Add(-time.Hour)), root, CheckFail, ": expired"},
+		{"another identity", sign("spiffe://cluster.local/ns/vm/sa/other", later), root, CheckFail, "not .../ns/vm/sa/vm"},
+		{"not a certificate", "garbage", root, CheckFail, "holds no certificate"},
+	} {
+		r := judgeAgentCert(c.chain, c.root, "vm", "vm")
+		if r.Status != c.status || !strings.Contains(r.Found, c.found) {
+			t.Errorf("%s: %s %q, want %s and %q", c.name, r.Status, r.Found, c.status, c.found)
 		}
 	}
 }

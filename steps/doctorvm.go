@@ -161,6 +161,14 @@ func checkAgentCert(ctx context.Context, d *doctor) CheckResult {
 		return failed("check the connection to the VM", "reading %s as %s: %v", agentCertPath, agentUser, clipped(err.Error(), 300))
 	}
 	chainPEM, rootPEM, _ := strings.Cut(out, "----root")
+	r := judgeAgentCert(chainPEM, rootPEM, d.env.Settings.Namespace, d.env.Settings.ServiceAccount)
+	d.agentCertValid = r.Status == CheckOK
+	return r
+}
+
+// judgeAgentCert reads the agent's certificate chain: its SPIFFE ID, issuer
+// and expiry, verified by the root cert placed beside it.
+func judgeAgentCert(chainPEM, rootPEM, namespace, serviceAccount string) CheckResult {
 	if strings.TrimSpace(chainPEM) == "" {
 		// The real agent writes one as soon as istiod signs; an agent that logs
 		// success but writes none (the tests' stand-in) lands here.
@@ -187,7 +195,7 @@ func checkAgentCert(ctx context.Context, d *doctor) CheckResult {
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	var invalid x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
@@ -195,11 +203,10 @@ func checkAgentCert(ctx context.Context, d *doctor) CheckResult {
 	case err != nil:
 		return failed("it is from another CA: run vm2mesh apply --only vm (it moves it aside and restarts the agent)", "%s: does not verify with root-cert.pem (%v)", what, err)
 	}
-	want := fmt.Sprintf("/ns/%s/sa/%s", d.env.Settings.Namespace, d.env.Settings.ServiceAccount)
+	want := fmt.Sprintf("/ns/%s/sa/%s", namespace, serviceAccount)
 	if !strings.HasSuffix(id, want) {
 		return failed("the VM has another workload's identity: check namespace and serviceAccount, then vm2mesh apply", "%s: not ...%s", what, want)
 	}
-	d.agentCertValid = true
 	return ok("%s", what)
 }
 
