@@ -167,3 +167,29 @@ func TestDoctorJudgesTheAgentCertificate(t *testing.T) {
 		}
 	}
 }
+
+func TestDoctorJudgesTheAgentLog(t *testing.T) {
+	const (
+		cert = "2026-11-21T07:04:57.000000Z\tinfo\tcache\tgenerated new workload certificate\tlatency=1ms\n"
+		bad  = "2026-11-21T07:04:50.000000Z\terror\tcitadelclient\tfailed to connect: connection refused\x1b[31m\n"
+		warn = "2026-11-21T07:04:51.000000Z\twarn\tca\tretrying\n"
+	)
+	for _, c := range []struct {
+		name, log string
+		status    CheckStatus
+		found     string
+	}{
+		{"joined", warn + cert, CheckOK, "the agent got its certificate"},
+		{"error, then joined", bad + cert, CheckWarn, "1 error-level line(s) before the agent got its certificate"},
+		{"joined, then an error", cert + bad, CheckFail, "last error: 2026-11-21T07:04:50.000000Z error citadelclient failed to connect: connection refused"},
+		{"quiet", warn, CheckOK, "no error-level lines"},
+	} {
+		r := judgeLog(c.log)
+		if r.Status != c.status || !strings.Contains(r.Found, c.found) || strings.Contains(r.Found, "\x1b") {
+			t.Errorf("%s: %s %q, want %s and %q", c.name, r.Status, r.Found, c.status, c.found)
+		}
+		if c.status == CheckFail && !strings.Contains(r.Hint, "cannot reach istiod") {
+			t.Errorf("%s: hint %q", c.name, r.Hint)
+		}
+	}
+}

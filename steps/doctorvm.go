@@ -405,6 +405,12 @@ func checkAgentLog(ctx context.Context, d *doctor) CheckResult {
 	if strings.TrimSpace(out) == "vm2mesh: no log" {
 		return warned("the agent writes it once started: see vm-agent", "%s does not exist", agentLog)
 	}
+	return judgeLog(out)
+}
+
+// judgeLog reads the log's tail: error-level lines, and whether the agent's
+// certificate line came after the last of them.
+func judgeLog(out string) CheckResult {
 	var errs []string
 	joined := -1
 	for _, l := range strings.Split(out, "\n") {
