@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/vm2mesh/vm2mesh/assets"
 	"github.com/vm2mesh/vm2mesh/k8s"
 )
 
@@ -618,8 +619,9 @@ var eastWestKinds = []schema.GroupVersionResource{
 	{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"},
 }
 
-// RemoveEastWest deletes the east-west gateway istioctl installed from
-// eastwest.yaml (--all): every VM of the mesh reaches istiod through it.
+// RemoveEastWest deletes the east-west gateway vm2mesh installed (--all): what
+// istioctl installed from eastwest.yaml, or the manifests vm2mesh applied.
+// Every VM of the mesh reaches istiod through it.
 type RemoveEastWest struct{}
 
 func (RemoveEastWest) Name() string  { return "remove-eastwest-gateway" }
@@ -648,6 +650,54 @@ func (RemoveEastWest) find(ctx context.Context, env *Env) ([]labeled, error) {
 			}
 		}
 	}
+	applied, err := appliedEastWest(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range applied {
+		if !slices.Contains(found, a) {
+			found = append(found, a)
+		}
+	}
+	return found, nil
+}
+
+// appliedEastWest finds the gateway's objects vm2mesh server-side applied from
+// eastwest-gateway.yaml (eastwestInstall: manifests): those its field manager
+// wrote, by the names the manifests give them.
+func appliedEastWest(ctx context.Context, env *Env) ([]labeled, error) {
+	s := env.Settings
+	m, err := assets.Render(eastWestManifestsFile, map[string]any{
+		"IstioNamespace": s.IstioNamespace, "Revision": orDefault(s.Revision), "ClusterNetwork": s.ClusterNetwork,
+	})
+	if err != nil {
+		return nil, err
+	}
+	objs, err := k8s.ParseObjects(m)
+	if err != nil {
+		return nil, err
+	}
+	var found []labeled
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		mapping, err := env.Client.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		gctx, cancel := k8s.WithTimeout(ctx)
+		live, err := env.Client.Dynamic.Resource(mapping.Resource).Namespace(o.GetNamespace()).Get(gctx, o.GetName(), metav1.GetOptions{})
+		cancel()
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, err
+		case managedByUs(live) && live.GetDeletionTimestamp() == nil:
+			found = append(found, labeled{mapping.Resource, o.GetName()})
+		}
+	}
 	return found, nil
 }
 
@@ -665,8 +715,8 @@ func (r RemoveEastWest) Check(ctx context.Context, env *Env) (Status, error) {
 		return Status{}, err
 	}
 	if len(found) == 0 {
-		return Status{Skip: true, Reason: fmt.Sprintf("nothing in %s is labeled %s (a gateway installed with helm: helm uninstall -n %s istio-eastwestgateway)",
-			env.Settings.IstioNamespace, eastWestSelector, env.Settings.IstioNamespace)}, nil
+		return Status{Skip: true, Reason: fmt.Sprintf("nothing in %s is labeled %s or was applied by vm2mesh from %s (a gateway installed with helm: helm uninstall -n %s istio-eastwestgateway)",
+			env.Settings.IstioNamespace, eastWestSelector, eastWestManifestsFile, env.Settings.IstioNamespace)}, nil
 	}
 	return Status{Reason: describeLabeled(found)}, nil
 }
@@ -676,8 +726,11 @@ func (RemoveEastWest) Plan(env *Env) ([]Action, error) {
 	for _, k := range eastWestKinds {
 		kinds = append(kinds, k.Resource)
 	}
-	return []Action{{Kind: Command, Title: "delete what istioctl installed from eastwest.yaml, as istioctl uninstall -f eastwest.yaml prunes it (through the API)",
-		Argv: kubectlArgv(env, "delete", "-n", env.Settings.IstioNamespace, strings.Join(kinds, ","), "-l", eastWestSelector)}}, nil
+	return []Action{
+		{Kind: Command, Title: "delete what istioctl installed from eastwest.yaml, as istioctl uninstall -f eastwest.yaml prunes it (through the API)",
+			Argv: kubectlArgv(env, "delete", "-n", env.Settings.IstioNamespace, strings.Join(kinds, ","), "-l", eastWestSelector)},
+		{Kind: Note, Title: "manifests", Body: "and the objects of " + eastWestManifestsFile + " that vm2mesh applied (its field manager wrote them)"},
+	}, nil
 }
 
 func (r RemoveEastWest) Run(ctx context.Context, env *Env, out *Output) error {

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
@@ -111,6 +112,14 @@ func TestRemoveAllDeletesIstiodsExposureAndTheGatewayOnlyWhenAsked(t *testing.T)
 	t.Cleanup(func() {
 		_ = k.CoreV1().ServiceAccounts("istio-system").Delete(ctx, "other-sa"+sfx, metav1.DeleteOptions{})
 	})
+	// And one object of eastwest-gateway.yaml as vm2mesh applies it (eastwestInstall:
+	// manifests), owning a field: the API server keeps no manager that owns none.
+	applied := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ServiceAccount",
+		"metadata": map[string]any{"name": "istio-eastwestgateway", "namespace": "istio-system", "labels": map[string]any{"app": "istio-eastwestgateway"}}}}
+	if _, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}).Namespace("istio-system").
+		Apply(ctx, "istio-eastwestgateway", applied, metav1.ApplyOptions{FieldManager: "vm2mesh"}); err != nil {
+		t.Fatal(err)
+	}
 	gateway := func() string {
 		var have []string
 		for _, n := range []string{"gw-sa", "other-sa"} {
@@ -152,6 +161,9 @@ func TestRemoveAllDeletesIstiodsExposureAndTheGatewayOnlyWhenAsked(t *testing.T)
 	}
 	if got := gateway(); got != "other-sa" {
 		t.Errorf("left of the gateway after remove --all: %s, want other-sa alone", got)
+	}
+	if !strings.Contains(r.stdout, "deleted serviceaccounts/istio-eastwestgateway") {
+		t.Errorf("remove --all did not delete the gateway's object vm2mesh applied:\n%s", r.stdout)
 	}
 	if !strings.Contains(r.stdout, "istioctl uninstall --purge") {
 		t.Errorf("the summary does not say how to remove the control plane:\n%s", r.stdout)
