@@ -212,6 +212,9 @@ type Mesh struct {
 func (c *Client) DiscoverMesh(ctx context.Context) (Mesh, error) {
 	var m Mesh
 	istiods, err := c.istiods(ctx)
+	if apierrors.IsForbidden(err) {
+		return m, fmt.Errorf("looking for istiod in every namespace: %w; vm2mesh lists Deployments cluster-wide before it installs or joins a control plane: use credentials that may (it works as a cluster admin)", err)
+	}
 	if err != nil {
 		return m, fmt.Errorf("looking for istiod Deployments: %w", err)
 	}

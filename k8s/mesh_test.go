@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 
 	"github.com/vm2mesh/vm2mesh/internal/meshtest"
 	"github.com/vm2mesh/vm2mesh/internal/testcluster"
@@ -199,5 +200,20 @@ func installedState(t *testing.T, ns, name, revision string) {
 	if _, err := dyn.Resource(schema.GroupVersionResource{Group: "install.istio.io", Version: "v1alpha1", Resource: "istiooperators"}).
 		Namespace(ns).Create(ctx, iop, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDiscoverMeshWithoutRightsSaysWhatItNeeds: credentials that may not list
+// Deployments in every namespace get an error naming that need.
+func TestDiscoverMeshWithoutRightsSaysWhatItNeeds(t *testing.T) {
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "vm2mesh-test-no-rights"}
+	c, err := k8s.NewForConfig(cfg, testcluster.ContextName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.DiscoverMesh(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "vm2mesh lists Deployments cluster-wide before it installs or joins a control plane") {
+		t.Errorf("discovery without rights: %v", err)
 	}
 }
