@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/vm2mesh/vm2mesh/assets"
@@ -93,12 +94,15 @@ func (g EastWestGateway) Plan(env *Env) ([]Action, error) {
 	return append(installActions(env, eastWestOperatorFile, "IstioOperator eastwest", m), wait), nil
 }
 
+var chartVersion = regexp.MustCompile(`^\d+\.\d+\.\d+`)
+
 // helmGatewayNote gives the istio/gateway chart's values for the same gateway,
 // so that an operator whose mesh Helm manages can have Helm own it instead.
 func helmGatewayNote(env *Env) Action {
 	s := env.Settings
 	argv := []string{"helm", "install", EastWestService, "istio/gateway", "-n", s.IstioNamespace}
-	if v := env.Istiod.Version; v != "" {
+	// A release's charts carry its version; a development tag ("latest") names no chart.
+	if v := env.Istiod.Version; chartVersion.MatchString(v) {
 		argv = append(argv, "--version", v)
 	}
 	if rev := env.Revision(); vmconfig.Revisioned(rev) {
