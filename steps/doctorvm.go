@@ -44,7 +44,7 @@ func checkSSH(ctx context.Context, d *doctor) CheckResult {
 			}
 		}
 	}
-	// No prompts: doctor runs headless, and an unknown host is refused unless
+	// d.prompts ask for passwords at most: an unknown host is refused unless
 	// pinned (trusted for this connection only, never written to known_hosts).
 	if err := env.dialVM(ctx, d.prompts); err != nil {
 		hint := HintOf(err)
@@ -63,12 +63,18 @@ func checkSSH(ctx context.Context, d *doctor) CheckResult {
 
 func checkPackage(ctx context.Context, d *doctor) CheckResult {
 	env := d.env
-	query := "dpkg-query -W -f '${Version}' istio-sidecar 2>/dev/null"
+	// dpkg keeps a removed package's version while its conffiles stay: only
+	// "ii" (wanted and installed) counts.
+	query := "dpkg-query -W -f '${db:Status-Abbrev}|${Version}' istio-sidecar 2>/dev/null"
 	if env.Facts.Family == "rpm" {
-		query = "rpm -q --qf '%{VERSION}-%{RELEASE}' istio-sidecar 2>/dev/null"
+		query = "rpm -q --qf 'ii |%{VERSION}-%{RELEASE}' istio-sidecar 2>/dev/null"
 	}
 	out, err := env.VM.RunRoot(ctx, query)
-	version := clipped(out, 80)
+	status, version, _ := strings.Cut(out, "|")
+	if strings.TrimSpace(status) != "ii" {
+		version = ""
+	}
+	version = clipped(version, 80)
 	var exit *remote.ExitError
 	if errors.As(err, &exit) || (err == nil && version == "") {
 		return failed("run vm2mesh apply -f answers.yaml --only vm to install it", "istio-sidecar is not installed")
