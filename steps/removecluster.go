@@ -35,10 +35,6 @@ func RemoveClusterSteps(all bool) []Step {
 	return list
 }
 
-// autoRegistrationGroup is the annotation istiod puts on the WorkloadEntry it
-// makes for a proxy of a WorkloadGroup.
-const autoRegistrationGroup = "istio.io/autoRegistrationGroup"
-
 const istioNetworking = "networking.istio.io"
 
 // istioResource is the client of an Istio kind; ok is false when the cluster
@@ -90,42 +86,34 @@ func (e *Env) vmAddresses(ctx context.Context) []string {
 	return addrs
 }
 
-// groupEntries lists the WorkloadEntries istiod made from the group, split into
-// the VM's (by address) and the others.
-func groupEntries(ctx context.Context, env *Env) (ours, others []unstructured.Unstructured, err error) {
+// groupEntries lists the WorkloadEntries istiod made from the group and is not
+// deleting yet, split into the VM's (by address) and the others.
+func groupEntries(ctx context.Context, env *Env) (ours, others []k8s.WorkloadEntry, err error) {
 	s := env.Settings
-	ri, ok, err := istioResource(env, "WorkloadEntry", s.Namespace)
-	if err != nil || !ok {
+	if _, ok, err := istioResource(env, "WorkloadEntry", s.Namespace); err != nil || !ok {
+		return nil, nil, err // no such kind: no entries to delete
+	}
+	entries, err := env.Client.WorkloadEntries(ctx, s.Namespace, s.App, "")
+	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := k8s.WithTimeout(ctx)
-	defer cancel()
-	list, err := ri.List(ctx, metav1.ListOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("listing WorkloadEntries in %s: %w", s.Namespace, err)
-	}
 	addrs := env.vmAddresses(ctx)
-	for _, we := range list.Items {
-		if we.GetAnnotations()[autoRegistrationGroup] != s.App {
-			continue
-		}
-		addr, _, _ := unstructured.NestedString(we.Object, "spec", "address")
-		if slices.Contains(addrs, addr) {
+	for _, we := range entries {
+		switch {
+		case we.Deleting:
+		case slices.Contains(addrs, we.Address):
 			ours = append(ours, we)
-		} else {
+		default:
 			others = append(others, we)
 		}
 	}
 	return ours, others, nil
 }
 
-func names(objs []unstructured.Unstructured) string {
+func names(entries []k8s.WorkloadEntry) string {
 	var n []string
-	for _, o := range objs {
-		n = append(n, o.GetName())
+	for _, we := range entries {
+		n = append(n, we.Name)
 	}
 	return strings.Join(n, ", ")
 }
@@ -157,7 +145,7 @@ func (RemoveWorkloadEntry) Check(ctx context.Context, env *Env) (Status, error) 
 }
 
 func (RemoveWorkloadEntry) Plan(env *Env) ([]Action, error) {
-	return []Action{{Kind: Note, Title: "delete", Body: fmt.Sprintf("delete the WorkloadEntries in %s annotated %s=%s whose address is the VM's", env.Settings.Namespace, autoRegistrationGroup, env.Settings.App)}}, nil
+	return []Action{{Kind: Note, Title: "delete", Body: fmt.Sprintf("delete the WorkloadEntries in %s annotated %s=%s whose address is the VM's", env.Settings.Namespace, k8s.AutoRegistrationGroupAnnotation, env.Settings.App)}}, nil
 }
 
 func (RemoveWorkloadEntry) Run(ctx context.Context, env *Env, out *Output) error {
@@ -170,10 +158,10 @@ func (RemoveWorkloadEntry) Run(ctx context.Context, env *Env, out *Output) error
 		return err
 	}
 	for _, we := range ours {
-		if err := deleteObject(ctx, ri, we.GetName()); err != nil {
+		if err := deleteObject(ctx, ri, we.Name); err != nil {
 			return err
 		}
-		out.Logf("deleted WorkloadEntry %s/%s", we.GetNamespace(), we.GetName())
+		out.Logf("deleted WorkloadEntry %s/%s", we.Namespace, we.Name)
 	}
 	out.Summary("deleted %s", names(ours))
 	return nil
@@ -338,7 +326,7 @@ func serviceAccountUsers(ctx context.Context, env *Env) ([]string, error) {
 	}
 	ours := map[string]bool{}
 	for _, we := range mine {
-		ours[we.GetName()] = true // RemoveWorkloadEntry deletes them first
+		ours[we.Name] = true // RemoveWorkloadEntry deletes them first
 	}
 	all, _, err := istioResource(env, "WorkloadEntry", s.Namespace)
 	if err != nil {
@@ -412,7 +400,7 @@ func namespaceContents(ctx context.Context, env *Env, ourSA bool) ([]string, err
 		return nil, err
 	}
 	for _, we := range ours {
-		ignored["WorkloadEntry/"+we.GetName()] = true
+		ignored["WorkloadEntry/"+we.Name] = true
 	}
 	if ri, _, err := ownGroup(ctx, env); err != nil {
 		return nil, err
