@@ -128,7 +128,9 @@ func (RemoveVMFiles) Check(ctx context.Context, env *Env) (Status, error) {
 	}
 	have, err := env.asAgent(ctx, line.String())
 	if noAgentUser(err) {
-		return Status{Skip: true, Reason: "the VM has no istio-proxy, so none of its files"}, nil
+		// Root does not remove by name where istio-proxy's directories were: a
+		// link there could lead it anywhere.
+		return Status{Skip: true, Reason: "the VM has no istio-proxy (the package is gone): anything left in its former directories (/etc/certs, /var/run/secrets/tokens, /var/lib/istio, /etc/istio) is not removed as root; look and remove it by hand"}, nil
 	}
 	if err != nil {
 		return Status{}, err
