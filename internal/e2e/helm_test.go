@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -138,6 +139,11 @@ func TestHelmInstalledMeshEndToEnd(t *testing.T) {
 		}
 		expect(t, out, "✓ Confirm the agent got its certificate", "generated new workload certificate")
 		t.Logf("vm2mesh apply: exit 0 after %s", time.Since(start).Round(time.Second))
+		// The tag is its revision's istiod: the only name istiod-canary's
+		// certificate holds of the two.
+		if hosts, err := os.ReadFile(filepath.Join(s.workDir, "hosts")); err != nil || string(hosts) != s.gateway+" istiod-canary.istio-system.svc\n" {
+			t.Errorf("hosts is %q (%v), want the gateway's address for istiod-canary.istio-system.svc", hosts, err)
+		}
 		s.checkCertificate(t)
 	})
 }
