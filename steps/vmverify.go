@@ -31,18 +31,9 @@ func (v VMVerify) Check(ctx context.Context, env *Env) (Status, error) {
 	if _, err := env.VM.RunRoot(ctx, runningScript(env)); err != nil {
 		return Status{Reason: "the agent is not running"}, nil
 	}
-	// The log directory is the agent's: read as the agent, so that a link there
-	// cannot show root's files.
-	out, err := env.asAgent(ctx, "cat "+agentLog+" 2>/dev/null; true")
+	last, line, err := env.lastVerdict(ctx)
 	if err != nil {
 		return Status{}, err
-	}
-	out = remote.CleanText(out)
-	last, line := Undecided, ""
-	for _, l := range strings.Split(out, "\n") {
-		if j := Judge(l); j != Undecided {
-			last, line = j, l
-		}
 	}
 	if last == Joined {
 		reason := "the agent runs and its log shows its certificate: " + strings.TrimSpace(line)
@@ -65,6 +56,23 @@ func (v VMVerify) Check(ctx context.Context, env *Env) (Status, error) {
 	return Status{Reason: "the agent's log shows no certificate yet"}, nil
 }
 
+// lastVerdict is the last decisive line of the agent's whole log.
+func (e *Env) lastVerdict(ctx context.Context) (Verdict, string, error) {
+	// The log directory is the agent's: read as the agent, so that a link there
+	// cannot show root's files.
+	out, err := e.asAgent(ctx, "cat "+agentLog+" 2>/dev/null; true")
+	if err != nil {
+		return Undecided, "", err
+	}
+	last, line := Undecided, ""
+	for _, l := range strings.Split(remote.CleanText(out), "\n") {
+		if j := Judge(l); j != Undecided {
+			last, line = j, l
+		}
+	}
+	return last, line, nil
+}
+
 func (VMVerify) Plan(env *Env) ([]Action, error) {
 	actions := []Action{{Kind: Command, Title: "follow the agent's log", Argv: []string{"tail", "-F", agentLog, agentErrLog}},
 		{Kind: Note, Title: "verdict", Body: fmt.Sprintf("until a certificate line (joined), a failed/error line, or %s", env.agentWait())}}
@@ -83,6 +91,14 @@ func (e *Env) agentWait() time.Duration {
 }
 
 func (VMVerify) Run(ctx context.Context, env *Env, out *Output) error {
+	if env.checksWorkloadEntry() && !env.vmChanged && !env.agentStarted {
+		// An agent this run did not start, whose log already ends joined, lacks
+		// only its WorkloadEntry (Check): its older lines decide nothing now.
+		if last, line, err := env.lastVerdict(ctx); err == nil && last == Joined {
+			out.Summary("joined: %s", strings.TrimSpace(line))
+			return env.verifyWorkloadEntry(ctx, out, env.agentWait())
+		}
+	}
 	verdict, decisive := Undecided, ""
 	var recent []string
 	files := []remote.TailFile{{Path: agentLog, Offset: env.logOffsets[0]}, {Path: agentErrLog, Offset: env.logOffsets[1]}}

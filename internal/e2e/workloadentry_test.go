@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/vm2mesh/vm2mesh/k8s"
@@ -18,7 +20,8 @@ const vmApp = "e2e-app" // app: in writeAnswers, the WorkloadGroup's name
 
 // checkWorkloadEntry: istiod registered the VM at its address, vm-verify
 // reports that entry, and when the agent stops istiod removes it (after
-// PILOT_WORKLOAD_ENTRY_GRACE_PERIOD, 10s by default).
+// PILOT_WORKLOAD_ENTRY_GRACE_PERIOD, 10s by default); started again, the VM is
+// registered again; with its entry gone, vm-verify fails naming the causes.
 func (s *stack) checkWorkloadEntry(t *testing.T) {
 	t.Helper()
 	c, err := k8s.NewForConfig(s.cluster.Config, "")
@@ -61,4 +64,27 @@ func (s *stack) checkWorkloadEntry(t *testing.T) {
 		t.Fatalf("the VM's WorkloadEntry stayed after its agent stopped: %v", err)
 	}
 	t.Logf("the agent stopped: istiod removed the WorkloadEntry (or marked it unhealthy) after %s", time.Since(stopped).Round(time.Second))
+
+	// vm2mesh starts the agent again: istiod registers the VM again.
+	answers := s.writeAnswers(t, s.vm, s.workDir, "installIstio: auto", "  agentWait: 10")
+	out, code = s.vm2mesh(t, ctx, "apply", "-f", answers, "--yes")
+	if code != 0 {
+		dumpAgent(t, s.vm)
+		t.Fatalf("exit %d", code)
+	}
+	expect(t, out, "✓ Confirm the agent got its certificate", fmt.Sprintf("WorkloadEntry %s/%s at %s", vmNamespace, we.Name, s.vm.Addr))
+
+	// An entry deleted under a connected proxy is not made again (istiod's
+	// autoregistration acts on connections and WorkloadGroups only): the VM
+	// has none, and vm-verify says so with the likely causes.
+	if err := c.Dynamic.Resource(schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "workloadentries"}).
+		Namespace(vmNamespace).Delete(ctx, we.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out, code = s.vm2mesh(t, ctx, "apply", "-f", answers, "--yes")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	expect(t, out, fmt.Sprintf("✗ Confirm the agent got its certificate: the agent has its certificate, but istiod registered no WorkloadEntry for %s in %s (expected %s)", s.vm.Addr, vmNamespace, we.Name),
+		"hint: likely causes:", "the proxy may not be connected")
 }
