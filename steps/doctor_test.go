@@ -74,8 +74,8 @@ func TestDoctorReadsTheNatTable(t *testing.T) {
 	}{
 		{"everything", full, CheckOK, CheckOK},
 		{"no inbound capture, no DNS", outboundOnly, CheckOK, CheckFail},
-		{"nothing", "-P OUTPUT ACCEPT\n", CheckWarn, CheckWarn},
-		{"inbound without outbound", "-N ISTIO_INBOUND\n-N ISTIO_IN_REDIRECT\n", CheckFail, CheckWarn},
+		{"nothing", "-P OUTPUT ACCEPT\n", CheckFail, CheckFail},
+		{"inbound without outbound", "-N ISTIO_INBOUND\n-N ISTIO_IN_REDIRECT\n", CheckFail, CheckFail},
 		{"another port 53 rule", outboundOnly + "-A OUTPUT -p udp --dport 5353 -j REDIRECT --to-ports 15053\n", CheckOK, CheckFail},
 	} {
 		if r := judgeChains(c.rules, "h"); r.Status != c.chains {
@@ -155,7 +155,7 @@ func TestDoctorJudgesTheAgentCertificate(t *testing.T) {
 		found             string
 	}{
 		{"the mesh's", sign(id, later), root, CheckOK, id + ", issued by O=cluster.local, expires "},
-		{"none yet", "\n", root, CheckWarn, "no certificate at /etc/certs/cert-chain.pem"},
+		{"none yet", "\n", root, CheckFail, "no certificate at /etc/certs/cert-chain.pem"},
 		{"another CA's", sign(id, later), other, CheckFail, "does not verify with root-cert.pem"},
 		{"expired", sign(id, time.Now().Add(-time.Hour)), root, CheckFail, ": expired"},
 		{"another identity", sign("spiffe://cluster.local/ns/vm/sa/other", later), root, CheckFail, "not .../ns/vm/sa/vm"},

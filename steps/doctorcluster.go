@@ -80,9 +80,7 @@ func checkIstiod(ctx context.Context, d *doctor) CheckResult {
 		want = *dep.Spec.Replicas
 	}
 	if dep.Status.ReadyReplicas == 0 {
-		// Warned, not failed: a Deployment whose pods Kubernetes does not report
-		// (a stand-in, or a control plane run outside the cluster) may still serve.
-		return warned(fmt.Sprintf("kubectl -n %s get pods -l app=istiod shows why; VMs cannot join while istiod is down", s.IstioNamespace),
+		return failed(fmt.Sprintf("kubectl -n %s get pods -l app=istiod shows why; VMs cannot join while istiod is down", s.IstioNamespace),
 			"istiod %s, revision %s: Deployment %s/%s has 0 of %d replicas ready", version, rev, s.IstioNamespace, name, want)
 	}
 	return ok("istiod %s, revision %s, %d of %d replicas ready", version, rev, dep.Status.ReadyReplicas, want)
@@ -214,7 +212,9 @@ func checkWorkloadEntry(ctx context.Context, d *doctor) CheckResult {
 		return failed("check that Istio's CRDs are installed and your credentials may list WorkloadEntries", "listing WorkloadEntries in %s: %v", s.Namespace, err)
 	}
 	if len(entries) == 0 {
-		return warned("istiod registers the VM when its agent connects: see the VM's checks below (vm-agent, vm-agent-log)",
+		// An onboarded VM's agent connected and istiod registered it: none means
+		// it is not (or no longer) a member.
+		return failed("istiod registers the VM when its agent connects: see the VM's checks below (vm-agent, vm-agent-log)",
 			"no WorkloadEntry for group %s%s in %s yet", s.App, at, s.Namespace)
 	}
 	var texts []string

@@ -176,9 +176,9 @@ func checkAgentCert(ctx context.Context, d *doctor) CheckResult {
 // and expiry, verified by the root cert placed beside it.
 func judgeAgentCert(chainPEM, rootPEM, namespace, serviceAccount string) CheckResult {
 	if strings.TrimSpace(chainPEM) == "" {
-		// The real agent writes one as soon as istiod signs; an agent that logs
-		// success but writes none (the tests' stand-in) lands here.
-		return warned("once the agent has joined it writes one there; if it runs, see vm-agent-log",
+		// The real agent writes one as soon as istiod signs: without one the VM
+		// has no identity in the mesh.
+		return failed("once the agent has joined it writes one there; if it runs, see vm-agent-log",
 			"no certificate at %s: the agent has not written one", agentCertPath)
 	}
 	certs := parseCertificates([]byte(chainPEM))
@@ -364,9 +364,9 @@ func judgeChains(rules, hint string) CheckResult {
 	}
 	switch {
 	case len(have) == 0:
-		// Warned: an agent started without istio-start.sh (or a stand-in)
-		// captures nothing, and says nothing about it.
-		return warned(hint, "no ISTIO_* chains in the nat table: the VM's traffic is not captured")
+		// istio-start.sh makes them before the agent starts: an agent started
+		// otherwise captures nothing, and says nothing about it.
+		return failed(hint, "no ISTIO_* chains in the nat table: the VM's traffic is not captured")
 	case !slices.Contains(have, "ISTIO_OUTPUT"):
 		return failed(hint, "the nat table has %s but not ISTIO_OUTPUT: outbound traffic is not captured", strings.Join(have, ", "))
 	case len(missing) > 0:
@@ -396,7 +396,7 @@ func judgeDNS(rules, hint string) CheckResult {
 		}
 	}
 	if !strings.Contains(rules, "ISTIO_OUTPUT") {
-		return warned(hint, "no DNS redirect rule (and no ISTIO_* chains at all)")
+		return failed(hint, "no DNS redirect rule (and no ISTIO_* chains at all)")
 	}
 	return failed(hint, "no rule redirects port 53 to the agent's 15053")
 }

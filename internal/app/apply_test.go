@@ -79,6 +79,11 @@ func istioInstalled(t *testing.T) {
 		if _, err := cluster.Kube(t).AppsV1().Deployments("istio-system").Patch(context.Background(), "istiod", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		// What a running istiod's Deployment reports (no kubelet runs here).
+		status := `{"status":{"replicas":1,"readyReplicas":1,"availableReplicas":1}}`
+		if _, err := cluster.Kube(t).AppsV1().Deployments("istio-system").Patch(context.Background(), "istiod", types.MergePatchType, []byte(status), metav1.PatchOptions{}, "status"); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
