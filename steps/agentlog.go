@@ -77,6 +77,9 @@ func knownCauses(line string) string {
 	case strings.Contains(l, "token") && (strings.Contains(l, "expired") || strings.Contains(l, "audience") || strings.Contains(l, "authenticate") || strings.Contains(l, "unauthenticated")),
 		strings.Contains(l, "request authenticate failure"): // istiod's whole answer to a refused token
 		return "istio-token was refused (expired, or not for audience istio-ca): run vm2mesh again to mint a fresh token, and start the agent within tokenDuration"
+	case strings.Contains(l, "certificate is valid for"):
+		// Go's x509.HostnameError: the CA is right, the name is not.
+		return "istiod's certificate does not name the istiod the agent dials: the VM's hosts entry and discoveryAddress must name the revision's istiod (istiod-<revision>.<namespace>.svc); run vm2mesh again with revision set to the one the VM joins"
 	case strings.Contains(l, "x509") || strings.Contains(l, "unknown authority") || strings.Contains(l, "certificate signed by"):
 		return "istiod's certificate does not verify with /etc/certs/root-cert.pem: the root cert is from another CA; run vm2mesh again to fetch the current one"
 	case strings.Contains(l, "connection refused") || strings.Contains(l, "no route to host") || strings.Contains(l, "i/o timeout") || strings.Contains(l, "connection reset"):

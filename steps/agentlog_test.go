@@ -1,6 +1,9 @@
 package steps
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // Lines as the real pilot-agent (built from istio.io/istio) and the stand-in
 // agent write them.
@@ -24,5 +27,18 @@ func TestJudge(t *testing.T) {
 		if got := Judge(tc.line); got != tc.want {
 			t.Errorf("Judge(%q) = %v, want %v", tc.line, got, tc.want)
 		}
+	}
+}
+
+// A certificate for another istiod's name (a second control plane, or a
+// revision the hosts entry does not name) is not another CA.
+func TestKnownCausesTellsANameMismatchFromAnotherCA(t *testing.T) {
+	name := `2026-11-22T03:40:01Z	error	citadelclient	failed to sign CSR: rpc error: code = Unavailable desc = connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate is valid for istiod-canary.istio-system.svc, not istiod-prod.istio-system.svc"`
+	if got := knownCauses(name); !strings.Contains(got, "does not name the istiod the agent dials") {
+		t.Errorf("name mismatch: %s", got)
+	}
+	ca := `2026-11-22T03:40:01Z	error	citadelclient	failed to sign CSR: tls: failed to verify certificate: x509: certificate signed by unknown authority`
+	if got := knownCauses(ca); !strings.Contains(got, "another CA") {
+		t.Errorf("another CA: %s", got)
 	}
 }
