@@ -113,6 +113,9 @@ func placedFile(file string) func(context.Context, *doctor) CheckResult {
 			return failed(fixVM, "%s is missing (or %s cannot reach it)", target, agentUser)
 		case got == want, got == agentUser+" "+mode+" regular empty file":
 			return ok("%s, %s, mode %s", target, agentUser, mode)
+		case file == "root-cert.pem" && got == agentUser+" 600 regular file":
+			// The agent rewrites it with the root its CA answered, 0600.
+			return ok("%s, %s, mode 600 (as the agent rewrites it)", target, agentUser)
 		}
 		return failed(fixVM, "%s is %s; want %s, mode %s, a regular file", target, clipped(got, 100), agentUser, mode)
 	}
@@ -327,10 +330,12 @@ func checkIstiodPort(ctx context.Context, d *doctor) CheckResult {
 	return ok("%s:15012 answers from the VM (as %s)", d.gatewayIP, agentUser)
 }
 
-// natRules is the VM's nat table as iptables -S prints it: root reading its
-// own kernel's state. "" with a reason when it cannot be read.
+// natRules is the VM's nat table as iptables -S prints it, from every iptables
+// backend there (istio-iptables uses legacy where legacy already has rules, nft
+// otherwise, whatever the default iptables is): root reading its own kernel's
+// state. "" with a reason when it cannot be read.
 func (d *doctor) natRules(ctx context.Context) (string, string) {
-	out, err := d.env.VM.RunRoot(ctx, "command -v iptables >/dev/null || { echo 'no iptables'; exit 0; }; iptables -t nat -S 2>&1")
+	out, err := d.env.VM.RunRoot(ctx, natRulesScript)
 	switch {
 	case err != nil:
 		return "", "iptables -t nat -S failed: " + clipped(err.Error(), 200)
@@ -339,6 +344,15 @@ func (d *doctor) natRules(ctx context.Context) (string, string) {
 	}
 	return out, ""
 }
+
+// natRulesScript prints the nat table of each iptables backend the VM has.
+const natRulesScript = `found=
+for b in iptables-legacy iptables-nft iptables; do
+	command -v $b >/dev/null 2>&1 || continue
+	found=1
+	$b -t nat -S 2>/dev/null
+done
+[ -n "$found" ] || echo 'no iptables'`
 
 // The chains istio-iptables makes for the agent.
 var agentChains = []string{"ISTIO_OUTPUT", "ISTIO_REDIRECT", "ISTIO_IN_REDIRECT", "ISTIO_INBOUND"}

@@ -70,7 +70,9 @@ func (RemoveIptables) Name() string  { return "vm-clean-iptables" }
 func (RemoveIptables) Title() string { return "Remove the agent's iptables rules" }
 
 // istioChains prints the ISTIO_ chains of IPv4 and IPv6, where the tools exist.
-const istioChains = `for s in iptables-save ip6tables-save; do command -v $s >/dev/null 2>&1 && $s 2>/dev/null; done | grep '^:ISTIO_' | cut -d' ' -f1 | sort -u`
+// Every backend: istio-iptables uses legacy where legacy already has rules, nft
+// otherwise, whatever the default iptables is.
+const istioChains = `for s in iptables-legacy-save iptables-nft-save iptables-save ip6tables-legacy-save ip6tables-nft-save ip6tables-save; do command -v $s >/dev/null 2>&1 && $s 2>/dev/null; done | grep '^:ISTIO_' | cut -d' ' -f1 | sort -u`
 
 const cleanIptables = "/usr/local/bin/pilot-agent istio-iptables --cleanup-only"
 
