@@ -53,14 +53,28 @@ func checkClusterAPI(ctx context.Context, d *doctor) CheckResult {
 
 func checkIstiod(ctx context.Context, d *doctor) CheckResult {
 	s := d.env.Settings
-	info, err := d.env.Client.Istiod(ctx, s.IstioNamespace, s.Revision)
+	// revision may be a tag, as apply accepts: doctor looks at the revision it
+	// names.
+	revision, tag := s.Revision, ""
+	if mesh, err := d.env.Client.DiscoverMesh(ctx); err == nil {
+		if r, isTag, ok := mesh.Resolve(s.Revision); ok && isTag {
+			revision, tag = r, s.Revision
+			if r == "default" {
+				revision = ""
+			}
+		}
+	}
+	info, err := d.env.Client.Istiod(ctx, s.IstioNamespace, revision)
 	if err != nil {
 		return failed("check that your credentials may read Deployments in "+s.IstioNamespace, "reading istiod: %v", err)
 	}
-	name := k8s.IstiodDeployment(s.Revision)
-	rev := s.Revision
+	name := k8s.IstiodDeployment(revision)
+	rev := revision
 	if rev == "" {
 		rev = "default"
+	}
+	if tag != "" {
+		rev += " (tag " + tag + ")"
 	}
 	if !info.Found {
 		return failed("install the control plane: vm2mesh apply --only cluster (installIstio: auto), or fix revision and istioNamespace in the answers file",

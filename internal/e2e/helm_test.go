@@ -145,5 +145,12 @@ func TestHelmInstalledMeshEndToEnd(t *testing.T) {
 			t.Errorf("hosts is %q (%v), want the gateway's address for istiod-canary.istio-system.svc", hosts, err)
 		}
 		s.checkCertificate(t)
+
+		// doctor, too, takes the tag for its revision.
+		out, code = s.vm2mesh(t, ctx, "doctor", "-f", s.answers)
+		if code != 0 || strings.Contains(out, " ✗ ") {
+			t.Fatalf("doctor: exit %d", code)
+		}
+		expect(t, out, "revision canary (tag prod)", " ✓ vm-agent-cert: spiffe://", " ✓ workloadentry: ")
 	})
 }
