@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vm2mesh/vm2mesh/k8s"
-	"github.com/vm2mesh/vm2mesh/remote"
 	"github.com/vm2mesh/vm2mesh/steps"
 )
 
@@ -61,23 +60,9 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 	if err != nil {
 		return err
 	}
-	prompts := terminalPrompts(stdio)
-	if o.answers == "-" {
-		prompts = steps.Prompts{} // stdin held the answers: it has nothing more to say
-	}
-	prompts.Connecting = func(r remote.Route) {
-		fmt.Fprintf(stdio.Out, "vm: connecting as ssh would:\n")
-		for _, l := range strings.Split(r.String(), "\n") {
-			fmt.Fprintf(stdio.Out, "  %s\n", l)
-		}
-	}
-	if !o.yes && !o.dryRun {
-		switch {
-		case o.answers == "-":
-			return errors.New("apply -f - read the answers from stdin, so it cannot ask there: add --yes to confirm, or --dry-run to see what it would do")
-		case !isTerminal(stdio.In):
-			return errors.New("apply changes the cluster: add --yes to confirm, or --dry-run to see what it would do (stdin is not a terminal to ask)")
-		}
+	prompts := runPrompts(stdio, o.answers)
+	if err := consent(stdio, "apply", "changes the cluster", o.answers, o.yes, o.dryRun); err != nil {
+		return err
 	}
 	k8sOpts := k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}
 	local, err := steps.CheckLocal(settings, k8sOpts, o.only)
@@ -91,10 +76,7 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 	}
 	env, list, err := steps.PrepareRun(ctx, settings, k8sOpts, o.only, prompts)
 	if err != nil {
-		if h := steps.HintOf(err); h != "" {
-			return fmt.Errorf("%w\n  hint: %s", err, h)
-		}
-		return err
+		return withHint(err)
 	}
 	defer env.Close()
 	p := &printer{w: stdio.Out}
@@ -102,41 +84,23 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 		fmt.Fprintf(stdio.Out, "cluster: context %q at %s (Kubernetes %s)\n", env.Client.Context, env.Client.Server, env.ServerVersion)
 		fmt.Fprintf(stdio.Out, "mesh: %s\n", env.MeshLine())
 	}
-	if env.VM != nil {
-		fmt.Fprintf(stdio.Out, "vm: %s, %s (%s, %s), root by %s\n", env.VM.Target, env.Facts.OS, env.Facts.Family, env.Facts.Arch, env.Facts.Root)
-	}
+	printVM(stdio, env)
 	runner := &steps.Runner{Steps: list, Env: env, Emit: p.event}
 
 	if o.dryRun {
-		files, err := runner.DryRun(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdio.Out, "dry run: nothing was changed. Wrote:\n")
-		for _, f := range files {
-			fmt.Fprintf(stdio.Out, "  %s\n", f)
-		}
-		return nil
+		return dryRun(ctx, stdio, runner)
 	}
 	if st := steps.LoadState(env.WorkDir, settings); st != nil {
 		if failed, ok := st.Failed(); ok {
 			fmt.Fprintf(stdio.Out, "resuming: the last run failed at %s\n", failed)
 		}
 	}
-	if !o.yes {
-		if err := showPlan(ctx, stdio.Out, runner); err != nil {
-			return err
-		}
-		if !confirm(stdio.In, stdio.Out, "Apply these changes?") {
-			return errNotConfirmed
-		}
+	if err := confirmPlan(ctx, stdio, runner, o.yes, "Apply these changes?"); err != nil {
+		return err
 	}
-	res, err := runner.Run(ctx)
+	res, err := runSteps(ctx, runner)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &shownError{err}
+		return err
 	}
 	if res.Ran == 0 {
 		fmt.Fprintf(stdio.Out, "nothing changed: all %d steps were done already or skipped\n", res.Skipped+res.Checked)
