@@ -43,10 +43,7 @@ func stopScript(env *Env) string {
 	if env.Facts.Systemd {
 		return "systemctl disable --now istio"
 	}
-	// As vm-start stops it: the agent drains for seconds after SIGTERM.
-	p := "'" + agentPattern + "'"
-	return "pkill -f " + p + "; i=0; while pgrep -f " + p + " >/dev/null && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done; " +
-		"pkill -9 -f " + p + "; true"
+	return stopDetachedScript + "; true"
 }
 
 func (RemoveAgent) Plan(env *Env) ([]Action, error) {

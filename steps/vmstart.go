@@ -47,14 +47,17 @@ func startScript(env *Env) string {
 	if env.Facts.Systemd {
 		return "systemctl enable istio && systemctl restart istio"
 	}
-	// A running agent drains for a few seconds after SIGTERM and keeps its ports
-	// (DNS 15053, status 15020) until it exits: wait for it (at most 30 s, then
-	// KILL), or the new one cannot bind them. All three streams of the new one
-	// detached, or the SSH session would never end.
-	p := "'" + agentPattern + "'"
-	return "pkill -f " + p + "; i=0; while pgrep -f " + p + " >/dev/null && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done; " +
-		"pkill -9 -f " + p + "; cd / && setsid /usr/local/bin/istio-start.sh </dev/null >/dev/null 2>&1 &"
+	// All three streams of the new one detached, or the SSH session would never
+	// end.
+	return stopDetachedScript + "; cd / && setsid /usr/local/bin/istio-start.sh </dev/null >/dev/null 2>&1 &"
 }
+
+// stopDetachedScript stops an agent started without systemd. It drains for a
+// few seconds after SIGTERM and keeps its ports (DNS 15053, status 15020)
+// until it exits: wait for it (at most 30 s, then KILL), or a new one cannot
+// bind them.
+var stopDetachedScript = "pkill -f '" + agentPattern + "'; i=0; while pgrep -f '" + agentPattern + "' >/dev/null && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done; " +
+	"pkill -9 -f '" + agentPattern + "'"
 
 func (VMStart) Plan(env *Env) ([]Action, error) {
 	return []Action{{Kind: Command, Title: "start the agent as root", Argv: []string{"sh", "-c", startScript(env)}}}, nil
