@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -48,22 +49,14 @@ func (c *Client) privateDir(ctx context.Context) (string, error) {
 func (c *Client) claimDir(ctx context.Context, existing string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	sess, err := c.ssh.NewSession()
+	stdout, stderr, err := c.bare(ctx, "sh -c "+Quote(privateScript)+" vm2mesh "+Quote(existing), nil)
 	if err != nil {
-		return "", fmt.Errorf("opening an ssh session: %w", err)
-	}
-	defer sess.Close()
-	var stdout, stderr bytes.Buffer
-	sess.Stdout, sess.Stderr = &stdout, &stderr
-	stop := context.AfterFunc(ctx, func() { sess.Close() })
-	defer stop()
-	if err := sess.Run("sh -c " + Quote(privateScript) + " vm2mesh " + Quote(existing)); err != nil {
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("making a private directory on the VM: %w", ctx.Err())
 		}
-		return "", fmt.Errorf("making a private directory in /tmp on the VM: %v: %s", err, CleanText(strings.TrimSpace(stderr.String())))
+		return "", fmt.Errorf("making a private directory in /tmp on the VM: %v: %s", err, CleanText(strings.TrimSpace(stderr)))
 	}
-	for _, l := range strings.Split(stdout.String(), "\n") {
+	for _, l := range strings.Split(stdout, "\n") {
 		if d, ok := strings.CutPrefix(l, "removed "); ok {
 			c.cleaned = append(c.cleaned, d)
 		}
@@ -99,14 +92,25 @@ func (c *Client) RemoveTempDir(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	_, _, err := c.bare(ctx, "rm -rf -- "+Quote(d), nil)
+	return err
+}
+
+// bare runs line in a session of its own, as it is: no process-group wrapper,
+// no pid file, no private directory, for what runs before those exist or to end
+// a command that has them. Ending ctx closes the session.
+func (c *Client) bare(ctx context.Context, line string, stdin io.Reader) (stdout, stderr string, err error) {
 	sess, err := c.ssh.NewSession()
 	if err != nil {
-		return err
+		return "", "", fmt.Errorf("opening an ssh session: %w", err)
 	}
 	defer sess.Close()
+	var out, errOut bytes.Buffer
+	sess.Stdout, sess.Stderr, sess.Stdin = &out, &errOut, stdin
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
-	return sess.Run("rm -rf -- " + Quote(d))
+	err = sess.Run(line)
+	return out.String(), errOut.String(), err
 }
 
 // retakeDir makes the private directory this connection's after a reconnect, so

@@ -136,18 +136,7 @@ func (c *Client) kill(root bool, dir, id string) {
 	if err != nil {
 		return
 	}
-	sess, err := c.ssh.NewSession()
-	if err != nil {
-		return
-	}
-	defer sess.Close()
-	sess.Stdin = stdin
-	done := make(chan error, 1)
-	go func() { done <- sess.Run(l) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	_, _, _ = c.bare(ctx, l, stdin)
 }
 
 func newID() string {
