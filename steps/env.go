@@ -31,7 +31,6 @@ type Env struct {
 	// vmChanged is set by VM steps that changed what the agent reads, so the
 	// agent is restarted and its log judged again.
 	vmChanged bool
-	tmpDir    string // the VM's private upload directory, made on first use
 	// agentStarted: this run started the agent; logOffsets are where its two log
 	// files ended before.
 	agentStarted bool

@@ -114,7 +114,7 @@ func (VMPackage) Run(ctx context.Context, env *Env, out *Output) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := env.vmTempDir(ctx)
+	tmp, err := env.VM.TempDir(ctx)
 	if err != nil {
 		return err
 	}
@@ -204,17 +204,4 @@ func isSHA256(s string) bool {
 		}
 	}
 	return true
-}
-
-// vmTempDir makes (once) the private directory uploads go to.
-func (e *Env) vmTempDir(ctx context.Context) (string, error) {
-	if e.tmpDir != "" {
-		return e.tmpDir, nil
-	}
-	d, err := e.VM.TempDir(ctx)
-	if err != nil {
-		return "", err
-	}
-	e.tmpDir = d
-	return d, nil
 }

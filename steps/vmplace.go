@@ -206,7 +206,7 @@ func (VMPlaceFiles) Run(ctx context.Context, env *Env, out *Output) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := env.vmTempDir(ctx)
+	tmp, err := env.VM.TempDir(ctx)
 	if err != nil {
 		return err
 	}
