@@ -51,12 +51,18 @@ type Client struct {
 // Dial connects to the VM as ssh would (Describe: through its ProxyJump hosts
 // or its ProxyCommand), verifying every host key.
 func Dial(ctx context.Context, o Options) (*Client, error) {
-	if o.Timeout == 0 {
-		o.Timeout = 20 * time.Second
-	}
 	route, err := Describe(ctx, o)
 	if err != nil {
 		return nil, err
+	}
+	return DialRoute(ctx, o, route)
+}
+
+// DialRoute is Dial along a route Describe gave for the same options (shown
+// to the operator before connecting), so that ssh_config is read once.
+func DialRoute(ctx context.Context, o Options, route Route) (*Client, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 20 * time.Second
 	}
 	c := &Client{Target: route.Target(), Route: route, opts: o}
 	var prev *ssh.Client

@@ -91,14 +91,14 @@ func (e *Env) dialVM(ctx context.Context, p Prompts) error {
 		Password:   password,
 		Question:   p.Question,
 	}
+	route, err := remote.Describe(ctx, opts)
+	if err != nil {
+		return err
+	}
 	if p.Connecting != nil {
-		route, err := remote.Describe(ctx, opts)
-		if err != nil {
-			return err
-		}
 		p.Connecting(route)
 	}
-	c, err := remote.Dial(ctx, opts)
+	c, err := remote.DialRoute(ctx, opts, route)
 	if err != nil {
 		return err
 	}
