@@ -18,6 +18,10 @@ const IstioCAAudience = "istio-ca"
 // RootCertConfigMap is the ConfigMap istiod writes into every namespace.
 const RootCertConfigMap = "istio-ca-root-cert"
 
+// CRLConfigMap is the ConfigMap istiod writes beside RootCertConfigMap in every
+// namespace (PILOT_CRL_CONFIGMAP's default): like it, no sign of a user.
+const CRLConfigMap = "istio-ca-crl"
+
 // EnsureNamespace creates the namespace when it is missing; it never changes or
 // deletes one. created says whether it did anything.
 func (c *Client) EnsureNamespace(ctx context.Context, name string) (created bool, err error) {

@@ -386,11 +386,12 @@ func serviceAccountUsers(ctx context.Context, env *Env) ([]string, error) {
 
 // namespaceContents lists what the namespace holds besides what comes with every
 // namespace (the default service account, the root certificates Kubernetes and
-// istiod write, events) and what this remove deletes first.
+// istiod write, istiod's CRL, events) and what this remove deletes first.
 func namespaceContents(ctx context.Context, env *Env, ourSA bool) ([]string, error) {
 	s := env.Settings
 	ignored := map[string]bool{
 		"ServiceAccount/default": true, "ConfigMap/kube-root-ca.crt": true, "ConfigMap/" + k8s.RootCertConfigMap: true,
+		"ConfigMap/" + k8s.CRLConfigMap: true,
 	}
 	if ourSA {
 		ignored["ServiceAccount/"+s.ServiceAccount] = true
@@ -421,7 +422,9 @@ func namespaceContents(ctx context.Context, env *Env, ourSA bool) ([]string, err
 			continue
 		}
 		for _, r := range l.APIResources {
-			if !slices.Contains(r.Verbs, "list") || strings.Contains(r.Name, "/") || r.Kind == "Event" {
+			// Endpoints mirror Services (listed here anyway), and listing them
+			// makes the API server warn that v1 Endpoints is deprecated.
+			if !slices.Contains(r.Verbs, "list") || strings.Contains(r.Name, "/") || r.Kind == "Event" || (gv.Group == "" && r.Name == "endpoints") {
 				continue
 			}
 			lctx, cancel := k8s.WithTimeout(ctx)

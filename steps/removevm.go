@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/vm2mesh/vm2mesh/remote"
+	"github.com/vm2mesh/vm2mesh/vmconfig"
 )
 
 // The VM half of remove, in the reverse order of apply: stop the agent, let
@@ -60,7 +61,10 @@ func (RemoveAgent) Run(ctx context.Context, env *Env, out *Output) error {
 
 // RemoveIptables removes the agent's iptables rules as Istio's `istio-start.sh
 // clean` does, but by calling pilot-agent directly: istio-start.sh would source
-// cluster.env, istio-proxy's file, as root.
+// cluster.env, istio-proxy's file, as root. istio-iptables deletes the rules its
+// configuration makes (inbound capture, DNS capture come from cluster.env), so
+// it runs with the variables of the agent's cluster.env and sidecar.env, each
+// line checked to be plain text first; what it leaves is swept up after.
 type RemoveIptables struct{}
 
 func (RemoveIptables) Name() string  { return "vm-clean-iptables" }
@@ -72,6 +76,23 @@ func (RemoveIptables) Title() string { return "Remove the agent's iptables rules
 const istioChains = `for s in iptables-legacy-save iptables-nft-save iptables-save ip6tables-legacy-save ip6tables-nft-save ip6tables-save; do command -v $s >/dev/null 2>&1 && $s 2>/dev/null; done | grep '^:ISTIO_' | cut -d' ' -f1 | sort -u`
 
 const cleanIptables = "/usr/local/bin/pilot-agent istio-iptables --cleanup-only"
+
+// agentEnvFiles are what istio-start.sh sources before it runs istio-iptables.
+var agentEnvFiles = []string{"/var/lib/istio/envoy/sidecar.env", "/var/lib/istio/envoy/cluster.env"}
+
+// sweepIptables deletes, in every backend and table, the jumps into ISTIO_
+// chains and then the chains: iptables-restore reads the rules as
+// iptables-save wrote them, so nothing of them reaches a shell.
+const sweepIptables = `for b in iptables-legacy iptables-nft ip6tables-legacy ip6tables-nft; do
+	command -v $b-save >/dev/null 2>&1 || continue
+	for t in nat mangle raw filter; do
+		r=$($b-save -t $t 2>/dev/null | awk -v t=$t '
+			/^:ISTIO_/ { c[++n] = substr($1, 2) }
+			/^-A / && $2 !~ /^ISTIO_/ && / -j ISTIO_/ { sub(/^-A /, "-D "); d[++m] = $0 }
+			END { if (n + m == 0) exit; print "*" t; for (i = 1; i <= m; i++) print d[i]; for (i = 1; i <= n; i++) print "-F " c[i]; for (i = 1; i <= n; i++) print "-X " c[i]; print "COMMIT" }')
+		[ -z "$r" ] || printf '%s\n' "$r" | $b-restore --noflush
+	done
+done`
 
 func (RemoveIptables) Check(ctx context.Context, env *Env) (Status, error) {
 	if err := env.vmReady(); err != nil {
@@ -88,26 +109,84 @@ func (RemoveIptables) Check(ctx context.Context, env *Env) (Status, error) {
 }
 
 func (RemoveIptables) Plan(env *Env) ([]Action, error) {
-	return []Action{{Kind: Command, Title: "as root, what istio-start.sh clean runs", Argv: strings.Fields(cleanIptables)}}, nil
+	return []Action{
+		{Kind: Command, Title: "as root, what istio-start.sh clean runs, with the variables of " + strings.Join(agentEnvFiles, " and ") + " (read as istio-proxy, each line checked)",
+			Argv: append([]string{"env", "KEY=value..."}, strings.Fields(cleanIptables)...)},
+		{Kind: Command, Title: "as root, if ISTIO_ chains remain: delete the jumps into them and the chains, in every backend", Argv: []string{"sh", "-c", sweepIptables}},
+	}, nil
+}
+
+// agentEnv is the KEY=value lines istio-start.sh would load, as shell words:
+// each file read as istio-proxy, each line checked to be a variable name and
+// plain text (vmconfig.CheckClusterEnv), so the words are safe to pass as is.
+func agentEnv(ctx context.Context, env *Env) ([]string, error) {
+	var words []string
+	for _, f := range agentEnvFiles {
+		data, err := env.asAgent(ctx, "if [ -f "+f+" ]; then cat "+f+"; fi")
+		if err != nil {
+			return nil, err
+		}
+		if err := vmconfig.CheckClusterEnv([]byte(data)); err != nil {
+			return nil, WithHint(fmt.Errorf("%s on the VM: %w", f, err), "the file is not as vm2mesh or the package wrote it: fix or remove that line, then run remove again")
+		}
+		for _, l := range strings.Split(data, "\n") {
+			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
+				words = append(words, l)
+			}
+		}
+	}
+	return words, nil
 }
 
 func (RemoveIptables) Run(ctx context.Context, env *Env, out *Output) error {
-	if _, err := env.VM.RunRoot(ctx, cleanIptables); err != nil {
+	vars, err := agentEnv(ctx, env)
+	if err != nil && !noAgentUser(err) {
+		return err
+	}
+	line := cleanIptables
+	if len(vars) > 0 {
+		line = "env " + strings.Join(vars, " ") + " " + cleanIptables
+	}
+	if _, err := env.VM.RunRoot(ctx, line); err != nil {
 		return WithHint(err, "pilot-agent comes with the sidecar package: if it is gone, remove the ISTIO_ chains with iptables -t nat -F/-X (and mangle) by hand")
 	}
-	out.Summary("ISTIO_ chains removed")
+	left, err := env.VM.RunRoot(ctx, istioChains+"; true")
+	if err != nil {
+		return err
+	}
+	if left = strings.Join(strings.Fields(left), " "); left == "" {
+		out.Summary("ISTIO_ chains removed by istio-iptables --cleanup-only")
+		return nil
+	}
+	out.Logf("istio-iptables --cleanup-only left %s: deleting them and the jumps into them", left)
+	if _, err := env.VM.RunRoot(ctx, sweepIptables); err != nil {
+		return err
+	}
+	if still, err := env.VM.RunRoot(ctx, istioChains+"; true"); err != nil {
+		return err
+	} else if still = strings.Join(strings.Fields(still), " "); still != "" {
+		return WithHint(fmt.Errorf("ISTIO_ chains remain: %s", still), "another rule may still jump into them: look with iptables-save and delete them by hand")
+	}
+	out.Summary("ISTIO_ chains removed (istio-iptables --cleanup-only left %s; deleted with the jumps into them)", left)
 	return nil
 }
 
-// removedFiles are what vm2mesh placed, and the certificate and key the agent
-// got with them: the identity of a workload that is leaving.
+// removedFiles are what vm2mesh placed, the certificate and key the agent got
+// with them (the identity of a workload that is leaving), and what the agent
+// writes at each start: its bootstraps and sockets.
 func removedFiles() []string {
 	var files []string
 	for _, p := range placement {
 		files = append(files, p.target)
 	}
-	return append(files, agentCertPath, agentKeyPath)
+	return append(files, agentCertPath, agentKeyPath,
+		"/var/lib/istio/proxy/grpc-bootstrap.json", "/var/lib/istio/proxy/envoy-rev.json",
+		"/var/run/secrets/workload-spiffe-uds/socket", "/var/run/secrets/credential-uds/socket")
 }
+
+// agentDirs are the directories in istio-proxy's /var/run/secrets that
+// vm-place-files or the agent made: removed when empty.
+var agentDirs = []string{"/var/run/secrets/tokens", "/var/run/secrets/workload-spiffe-uds", "/var/run/secrets/credential-uds"}
 
 // RemoveVMFiles removes the files, as istio-proxy: they lie in its directories,
 // where any name can be a link it planted. rm does not follow a link it
@@ -117,15 +196,22 @@ type RemoveVMFiles struct{}
 func (RemoveVMFiles) Name() string  { return "vm-remove-files" }
 func (RemoveVMFiles) Title() string { return "Remove the files vm2mesh placed" }
 
+// presentFiles lists, as istio-proxy, which of the files and directories are
+// there.
+func presentFiles(ctx context.Context, env *Env) ([]string, error) {
+	var line strings.Builder
+	for _, f := range append(removedFiles(), agentDirs...) {
+		fmt.Fprintf(&line, "if [ -e %[1]s ] || [ -L %[1]s ]; then echo %[1]s; fi\n", f)
+	}
+	have, err := env.asAgent(ctx, line.String())
+	return strings.Fields(have), err
+}
+
 func (RemoveVMFiles) Check(ctx context.Context, env *Env) (Status, error) {
 	if err := env.vmReady(); err != nil {
 		return Status{}, err
 	}
-	var line strings.Builder
-	for _, f := range removedFiles() {
-		fmt.Fprintf(&line, "if [ -e %[1]s ] || [ -L %[1]s ]; then echo %[1]s; fi\n", f)
-	}
-	have, err := env.asAgent(ctx, line.String())
+	have, err := presentFiles(ctx, env)
 	if noAgentUser(err) {
 		// Root does not remove by name where istio-proxy's directories were: a
 		// link there could lead it anywhere.
@@ -134,22 +220,22 @@ func (RemoveVMFiles) Check(ctx context.Context, env *Env) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	if strings.TrimSpace(have) == "" {
+	if len(have) == 0 {
 		return Status{Skip: true, Reason: "none of the files is there"}, nil
 	}
-	return Status{Reason: strings.Join(strings.Fields(have), ", ") + " to remove"}, nil
+	return Status{Reason: strings.Join(have, ", ") + " to remove"}, nil
 }
 
-// removeFilesScript: the files as istio-proxy; then the directories vm2mesh may
-// have made (vm-place-files' agent_dir), only when empty: rmdir never follows a
-// link and never removes anything else. Where root owns the parent, root does it.
+// removeFilesScript: the files as istio-proxy; then the directories vm2mesh or
+// the agent may have made, only when empty: rmdir never follows a link and
+// never removes anything else. Where root owns the parent, root does it.
 func removeFilesScript() string {
 	var b strings.Builder
 	b.WriteString(remote.AsUserFunc(agentUser) + "\nas_user rm -f --")
 	for _, f := range removedFiles() {
 		b.WriteString(" " + f)
 	}
-	b.WriteString("\nas_user rmdir /var/run/secrets/tokens 2>/dev/null\nrmdir /var/run/secrets /etc/certs 2>/dev/null\ntrue")
+	b.WriteString("\nas_user rmdir " + strings.Join(agentDirs, " ") + " 2>/dev/null\nrmdir /var/run/secrets /etc/certs 2>/dev/null\ntrue")
 	return b.String()
 }
 
@@ -158,10 +244,14 @@ func (RemoveVMFiles) Plan(env *Env) ([]Action, error) {
 }
 
 func (RemoveVMFiles) Run(ctx context.Context, env *Env, out *Output) error {
+	have, err := presentFiles(ctx, env)
+	if err != nil {
+		return err
+	}
 	if _, err := env.VM.RunRoot(ctx, removeFilesScript()); err != nil {
 		return err
 	}
-	out.Summary("removed %s", strings.Join(removedFiles(), ", "))
+	out.Summary("removed %s", strings.Join(have, ", "))
 	return nil
 }
 
@@ -210,7 +300,7 @@ func (RemovePackage) Run(ctx context.Context, env *Env, out *Output) error {
 	if err != nil {
 		return WithHint(err, "the package manager refused: read its output above")
 	}
-	out.Summary("removed istio-sidecar")
+	out.Summary("removed istio-sidecar (kept, as the package leaves them: the istio-proxy user, and the agent's logs in /var/log/istio)")
 	return nil
 }
 
@@ -284,16 +374,28 @@ func (RemoveVMState) Check(ctx context.Context, env *Env) (Status, error) {
 	return Status{Reason: vmStateDir + " holds the package marker and the replaced files"}, nil
 }
 
-var removeStateScript = fmt.Sprintf(`S=%s
+// removeStateScript removes vmStateDir; first, when its marker says vm2mesh
+// installed the package and the package is gone, what the package's postinst
+// made outside the package's own files and nobody filled since: the empty
+// directories under /var/lib/istio and the /etc/istio link to it. (The
+// istio-proxy user and /var/log/istio, the agent's logs, stay.) Here last,
+// because the marker goes with vmStateDir: a cut-off remove resumes here.
+func removeStateScript(env *Env) string {
+	return fmt.Sprintf(`S=%[1]s
 if [ -L "$S" ] || [ ! -d "$S" ] || [ "$(stat -c %%u "$S")" != 0 ]; then echo "$S is not root's directory: left alone, look at it" >&2; exit 1; fi
-rm -rf -- "$S"`, vmStateDir)
+if [ -f "$S/package" ] && ! %[2]s >/dev/null 2>&1 && [ -d /var/lib/istio ] && [ ! -L /var/lib/istio ]; then
+	rmdir /var/lib/istio/config /var/lib/istio/proxy /var/lib/istio/envoy /var/lib/istio 2>/dev/null
+	if [ -L /etc/istio ] && [ "$(readlink /etc/istio)" = /var/lib/istio ] && [ ! -e /var/lib/istio ]; then rm -f /etc/istio; fi
+fi
+rm -rf -- "$S"`, vmStateDir, installedQuery(env))
+}
 
 func (RemoveVMState) Plan(env *Env) ([]Action, error) {
-	return []Action{{Kind: Command, Title: "as root", Argv: []string{"sh", "-c", removeStateScript}}}, nil
+	return []Action{{Kind: Command, Title: "as root", Argv: []string{"sh", "-c", removeStateScript(env)}}}, nil
 }
 
 func (RemoveVMState) Run(ctx context.Context, env *Env, out *Output) error {
-	if _, err := env.VM.RunRoot(ctx, removeStateScript); err != nil {
+	if _, err := env.VM.RunRoot(ctx, removeStateScript(env)); err != nil {
 		return err
 	}
 	out.Summary("removed")
