@@ -40,13 +40,15 @@ type stack struct {
 	gateway       string // the east-west gateway's load-balancer address: the host end of the VM's veth
 	answers       string
 	workDir       string
+	vmBefore      string // vmSnapshot before the onboarding
 }
 
 // TestOnboardingEndToEnd is the product in one run: `vm2mesh apply --yes` takes
 // an empty cluster and a fresh VM to a VM whose agent holds a certificate istiod
 // signed for its service account. Then: a second run changes nothing; after the
-// mesh's CA changes, a run gets the VM a certificate of the new CA; and five ways
-// it must fail, each named. The subtests run in order: the last stops istiod.
+// mesh's CA changes, a run gets the VM a certificate of the new CA; doctor names
+// five faults; five ways the onboarding must fail, each named; and remove takes
+// the VM out again. The subtests run in order: the failures stop istiod.
 func TestOnboardingEndToEnd(t *testing.T) {
 	skipUnlessIsolated(t)
 	s := onboard(t)
@@ -90,6 +92,9 @@ func TestOnboardingEndToEnd(t *testing.T) {
 		expect(t, out, "✓ Confirm the agent got its certificate")
 		s.checkCertificate(t) // against the new root: a certificate of the old CA fails here
 	})
+	t.Run("doctor names each fault and its hint; apply mends it", func(t *testing.T) {
+		s.doctorFaults(t)
+	})
 	t.Run("token for another audience", func(t *testing.T) {
 		token := s.mintToken(t, "vm2mesh-wrong-audience")
 		out := s.agentFails(t, map[string][]byte{"istio-token": token})
@@ -131,6 +136,9 @@ func TestOnboardingEndToEnd(t *testing.T) {
 			t.Errorf("the VM changed after a failed preflight: %q", got)
 		}
 	})
+	t.Run("remove takes the VM out: the VM as before, the cluster without what vm2mesh made for it", func(t *testing.T) {
+		s.removeAll(t)
+	})
 }
 
 // onboard starts the stack and runs the whole onboarding with installIstio:
@@ -158,6 +166,7 @@ func onboard(t *testing.T) *stack {
 		}
 	})
 
+	s.vmBefore = vmSnapshot(t, vm)
 	s.workDir = filepath.Join(dir, "work")
 	s.answers = s.writeAnswers(t, vm, s.workDir)
 	out, code := s.vm2mesh(t, ctx, "apply", "-f", s.answers, "--yes")
