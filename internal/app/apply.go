@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vm2mesh/vm2mesh/k8s"
 	"github.com/vm2mesh/vm2mesh/steps"
 )
 
@@ -56,7 +55,7 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 	if err := steps.CheckOnly(o.only); err != nil {
 		return err
 	}
-	settings, err := steps.LoadAnswers(ctx, o.answers, stdio.In)
+	settings, k8sOpts, err := steps.Resolve(ctx, o.answers, stdio.In, steps.Flags{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
 	if err != nil {
 		return err
 	}
@@ -64,7 +63,6 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 	if err := consent(stdio, "apply", "changes the cluster", o.answers, o.yes, o.dryRun); err != nil {
 		return err
 	}
-	k8sOpts := k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}
 	local, err := steps.CheckLocal(settings, k8sOpts, o.only)
 	if err != nil {
 		return err

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vm2mesh/vm2mesh/k8s"
 	"github.com/vm2mesh/vm2mesh/steps"
 )
 
@@ -58,7 +57,7 @@ var statusMark = map[steps.CheckStatus]string{
 }
 
 func runDoctor(ctx context.Context, stdio IO, o doctorOptions) error {
-	settings, err := steps.LoadAnswers(ctx, o.answers, stdio.In)
+	settings, k8sOpts, err := steps.Resolve(ctx, o.answers, stdio.In, steps.Flags{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
 	if err != nil {
 		return err
 	}
@@ -86,7 +85,7 @@ func runDoctor(ctx context.Context, stdio IO, o doctorOptions) error {
 	if o.answers == "-" {
 		prompts = steps.Prompts{}
 	}
-	results, err := steps.Doctor(ctx, settings, k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}, prompts, print)
+	results, err := steps.Doctor(ctx, settings, k8sOpts, prompts, print)
 	if err != nil && results == nil {
 		return err
 	}

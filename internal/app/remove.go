@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vm2mesh/vm2mesh/k8s"
 	"github.com/vm2mesh/vm2mesh/steps"
 )
 
@@ -54,7 +53,7 @@ func runRemove(ctx context.Context, stdio IO, o removeOptions) error {
 	if err := steps.CheckOnly(o.only); err != nil {
 		return err
 	}
-	settings, err := steps.LoadAnswers(ctx, o.answers, stdio.In)
+	settings, k8sOpts, err := steps.Resolve(ctx, o.answers, stdio.In, steps.Flags{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
 	if err != nil {
 		return err
 	}
@@ -62,7 +61,7 @@ func runRemove(ctx context.Context, stdio IO, o removeOptions) error {
 	if err := consent(stdio, "remove", "deletes from the cluster and the VM", o.answers, o.yes, o.dryRun); err != nil {
 		return err
 	}
-	env, list, err := steps.PrepareRemove(ctx, settings, k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}, o.only, o.all, prompts)
+	env, list, err := steps.PrepareRemove(ctx, settings, k8sOpts, o.only, o.all, prompts)
 	if err != nil {
 		return withHint(err)
 	}
