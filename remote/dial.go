@@ -31,6 +31,9 @@ type Options struct {
 	// Timeout bounds connecting and the handshake of each hop (default 20s);
 	// a ProxyCommand's start counts as connecting.
 	Timeout time.Duration
+	// Trace, when set, hears each command before it runs, as errors show it
+	// (Cmd.Display when the line holds what must not be shown).
+	Trace func(command string)
 }
 
 // Client is a logged-in SSH connection to the VM (through its jump hosts).

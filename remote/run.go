@@ -67,6 +67,9 @@ func (c *Client) Exec(ctx context.Context, cmd Cmd) (string, error) {
 		ctx, cancel = context.WithTimeout(ctx, CommandTimeout)
 		defer cancel()
 	}
+	if c.opts.Trace != nil {
+		c.opts.Trace(display(cmd))
+	}
 	id := newID()
 	dir, err := c.privateDir(ctx)
 	if err != nil {

@@ -27,6 +27,9 @@ type Prompts struct {
 	// NeverRememberHostKey: nothing is written to known_hosts; a pinned key is
 	// trusted for this connection only (doctor changes nothing).
 	NeverRememberHostKey bool
+	// Trace hears each remote command as its errors show it (secrets elided),
+	// for a front end's debug log.
+	Trace func(command string)
 }
 
 // VMFacts are what the VM is, read without changing it.
@@ -90,6 +93,7 @@ func (e *Env) dialVM(ctx context.Context, p Prompts) error {
 		Passphrase: p.Passphrase,
 		Password:   password,
 		Question:   p.Question,
+		Trace:      p.Trace,
 	}
 	route, err := remote.Describe(ctx, opts)
 	if err != nil {

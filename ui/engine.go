@@ -1,11 +1,20 @@
 // Package ui is vm2mesh's wizard: Bubble Tea v2 pages over the same steps and
 // events `vm2mesh apply` runs. Nothing here changes the cluster or the VM except
 // by running steps, and nothing runs before the operator has seen the plan.
+//
+// Every page is a component with its own state, Update, View and size (the
+// files named for them); Model only routes between them. Background work
+// (the preflight, the plan's checks, the run, doctor) starts here, in
+// goroutines that report through the bus.
 package ui
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"strings"
+	"sync"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -14,21 +23,35 @@ import (
 	"github.com/vm2mesh/vm2mesh/steps"
 )
 
-// Engine prepares a run: the preflight of the cluster and the VM, and the steps.
+// Engine is what the wizard runs: the preflight of the cluster and the VM with
+// their steps, and doctor's checks.
 type Engine interface {
 	Prepare(ctx context.Context, s steps.Settings, p steps.Prompts) (*steps.Env, []steps.Step, error)
+	Doctor(ctx context.Context, s steps.Settings, p steps.Prompts, each func(steps.CheckResult)) ([]steps.CheckResult, error)
 }
 
-// RealEngine is the one `vm2mesh` uses.
+// RealEngine is the one `vm2mesh` uses. The settings it is given are final
+// (steps.Resolve, then the form): the kube context is theirs, so the cluster
+// on the screen is the cluster the run uses. K8s.Kubeconfig is the flag's,
+// kept so that errors name --kubeconfig.
 type RealEngine struct {
 	K8s  k8s.Options
 	Only string // "", "cluster" or "vm"
 }
 
-func (e RealEngine) Prepare(ctx context.Context, s steps.Settings, p steps.Prompts) (*steps.Env, []steps.Step, error) {
+func (e RealEngine) options() k8s.Options {
 	o := e.K8s
 	o.NoStdin = true // the wizard owns the terminal
-	return steps.PrepareRun(ctx, s, o, e.Only, p)
+	o.Context = ""   // the settings' kubeContext: the form's choice
+	return o
+}
+
+func (e RealEngine) Prepare(ctx context.Context, s steps.Settings, p steps.Prompts) (*steps.Env, []steps.Step, error) {
+	return steps.PrepareRun(ctx, s, e.options(), e.Only, p)
+}
+
+func (e RealEngine) Doctor(ctx context.Context, s steps.Settings, p steps.Prompts, each func(steps.CheckResult)) ([]steps.CheckResult, error) {
+	return steps.Doctor(ctx, s, e.options(), p, each)
 }
 
 // bus carries what background work reports (events, prompts, results) into the
@@ -60,6 +83,14 @@ type (
 		detail string
 		reply  chan promptReply
 	}
+	// doctorMsg is one check's result (done false) or the end of a doctor run;
+	// gen tells a run the operator left from the current one.
+	doctorMsg struct {
+		gen    int
+		result steps.CheckResult
+		done   bool
+		err    error
+	}
 )
 
 type promptKind int
@@ -76,9 +107,11 @@ type promptReply struct {
 	err      error
 }
 
-// prompts route the engine's questions through the bus to the prompt dialog.
-func (b bus) prompts(ctx context.Context) steps.Prompts {
+// prompts route the engine's questions through the bus to the prompt dialog;
+// remote commands go to the trace.
+func (b bus) prompts(ctx context.Context, tr *tracer) steps.Prompts {
 	ask := func(kind promptKind, title, detail string) promptReply {
+		tr.printf("asked: %s", title)
 		reply := make(chan promptReply, 1)
 		select {
 		case b <- promptMsg{kind: kind, title: title, detail: detail, reply: reply}:
@@ -114,5 +147,135 @@ func (b bus) prompts(ctx context.Context) steps.Prompts {
 			r := ask(kind, user+"@"+host+" asks: "+remote.CleanText(strings.TrimSpace(question)), remote.CleanText(strings.TrimSpace(instruction)))
 			return r.secret, r.err
 		},
+		Connecting: func(r remote.Route) { tr.printf("connecting as ssh would:\n%s", r.String()) },
+		Trace:      func(command string) { tr.printf("remote: %s", command) },
 	}
+}
+
+// tracer writes --log-file: what the engine does (the preflight, the steps and
+// their events, remote commands as their errors show them, secrets elided),
+// one timestamped line each. Nil writes nothing. Prompts' answers are never
+// written.
+type tracer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func newTracer(w io.Writer) *tracer {
+	if w == nil {
+		return nil
+	}
+	return &tracer{w: w}
+}
+
+func (t *tracer) printf(format string, args ...any) {
+	if t == nil {
+		return
+	}
+	line := fmt.Sprintf(format, args...)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	stamp := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	for i, l := range strings.Split(strings.TrimRight(line, "\n"), "\n") {
+		if i > 0 {
+			l = "  " + l
+		}
+		fmt.Fprintf(t.w, "%s %s\n", stamp, l)
+	}
+}
+
+func (t *tracer) event(e steps.Event) {
+	switch e.Kind {
+	case steps.Started:
+		t.printf("step %s: started", e.Step)
+	case steps.Log:
+		t.printf("step %s: %s", e.Step, e.Text)
+	case steps.Warning:
+		t.printf("step %s: warning: %s", e.Step, e.Text)
+	case steps.Progress:
+		if e.Cur == e.Total {
+			t.printf("step %s: %s %d bytes", e.Step, e.Text, e.Total)
+		}
+	case steps.Done:
+		t.printf("step %s: done: %s", e.Step, e.Text)
+	case steps.Skipped:
+		t.printf("step %s: skipped: %s", e.Step, e.Text)
+	case steps.Failed:
+		t.printf("step %s: failed: %s (hint: %s)", e.Step, e.Text, e.Hint)
+	}
+}
+
+// prepare runs the preflight in the background; prompts come through the bus.
+func (m *Model) prepare() {
+	b, ctx, engine, s, tr := m.bus, m.ctx, m.engine, m.settings, m.trace
+	tr.printf("preflight: context %q, vm %q, workDir %s", s.KubeContext, s.VM.Host, s.WorkDir)
+	go func() {
+		env, list, err := engine.Prepare(ctx, s, b.prompts(ctx, tr))
+		if err != nil {
+			tr.printf("preflight failed: %v", err)
+		} else {
+			tr.printf("preflight passed: %d steps", len(list))
+		}
+		b <- preparedMsg{env: env, steps: list, err: err}
+	}()
+}
+
+// check asks every step whether it is done and what it would do (read-only).
+func (m *Model) check() {
+	b, ctx, env, list := m.bus, m.ctx, m.env, m.data.stepsOf()
+	go func() {
+		rows := make([]planRow, len(list))
+		for i, st := range list {
+			status, err := st.Check(ctx, env)
+			if err != nil {
+				// Often what an earlier step makes (the VM's files): it is checked again
+				// when the step runs.
+				status = steps.Status{Reason: "checked when it runs: " + err.Error()}
+			}
+			acts, err := st.Plan(env)
+			if err != nil {
+				b <- checkedMsg{err: fmt.Errorf("%s: %w", st.Title(), err)}
+				return
+			}
+			rows[i] = planRow{step: st, skip: status.Skip, reason: status.Reason, actions: acts}
+		}
+		b <- checkedMsg{rows: rows}
+	}()
+}
+
+// startRun starts the runner; its events come through the bus (and the trace).
+func (m *Model) startRun() {
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.cancel = cancel
+	b, tr := m.bus, m.trace
+	skip := make(map[string]bool, len(m.skip))
+	for k, v := range m.skip {
+		skip[k] = v
+	}
+	r := &steps.Runner{Steps: m.data.stepsOf(), Env: m.env, Skip: skip, Emit: func(e steps.Event) {
+		tr.event(e)
+		b <- eventMsg(e)
+	}}
+	go func() {
+		res, err := r.Run(ctx)
+		tr.printf("run ended: %d ran, %d skipped, error: %v", res.Ran, res.Skipped, err)
+		b <- ranMsg{res: res, err: err}
+	}()
+}
+
+// doctor runs doctor's checks with the current settings; each result comes
+// through the bus as it is known.
+func (m *Model) doctor() {
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.doctorCancel = cancel
+	m.doctorGen++
+	gen, b, engine, s, tr := m.doctorGen, m.bus, m.engine, m.settings, m.trace
+	tr.printf("doctor: context %q, vm %q", s.KubeContext, s.VM.Host)
+	go func() {
+		_, err := engine.Doctor(ctx, s, b.prompts(ctx, tr), func(r steps.CheckResult) {
+			tr.printf("doctor %s: %s: %s", r.Name, r.Status, r.Found)
+			b <- doctorMsg{gen: gen, result: r}
+		})
+		b <- doctorMsg{gen: gen, done: true, err: err}
+	}()
 }

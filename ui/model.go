@@ -2,18 +2,17 @@ package ui
 
 import (
 	"context"
-	"fmt"
+	"errors"
+	"io"
+	"strconv"
 	"strings"
-	"time"
 
+	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/progress"
 	"charm.land/bubbles/v2/spinner"
-	"charm.land/bubbles/v2/textinput"
-	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/huh/v2"
 
-	"github.com/vm2mesh/vm2mesh/remote"
 	"github.com/vm2mesh/vm2mesh/steps"
 )
 
@@ -26,66 +25,57 @@ const (
 	pageRun
 	pageFailed
 	pageSummary
+	pageDoctor
 )
 
-// stepState is how a step stands on the run screen.
-type stepState int
+// action is what a page's key asks the root to do.
+type action int
 
 const (
-	statePending stepState = iota
-	stateRunning
-	stateDone
-	stateSkipped
-	stateFailed
+	actNone       action = iota
+	actApply             // run the plan
+	actBack              // back to the settings, every value kept
+	actNotApplied        // quit without applying the plan
+	actCancelRun         // cancel the running step, then quit (130)
+	actRetry             // run again from the failed step
+	actSkip              // skip the failed step and go on
+	actFail              // quit with the failure
+	actDone              // quit, all is well
+	actDoctor            // run doctor's checks
+	actDoctorBack        // leave doctor for the page it was opened from
 )
 
-type planRow struct {
-	step    steps.Step
-	skip    bool
-	reason  string
-	actions []steps.Action
-}
-
-// Model is the wizard after the settings: preflight, plan, run, failure, summary.
+// Model is the wizard: it routes messages to the page on screen and moves
+// between pages; the pages keep their own state.
 type Model struct {
-	ctx      context.Context
-	cancel   context.CancelFunc // cancels the running step
-	engine   Engine
-	settings steps.Settings
-	bus      bus
+	ctx          context.Context
+	cancel       context.CancelFunc // cancels the running step
+	doctorCancel context.CancelFunc
+	doctorGen    int
+	engine       Engine
+	settings     steps.Settings
+	opts         Options
+	bus          bus
+	trace        *tracer
 
 	width, height int
 	page          page
-	err           error // preflight or run failure
+	env           *steps.Env
+	data          *runData
+	skip          map[string]bool
+	spin          spinner.Model
 
-	env     *steps.Env
-	rows    []planRow
-	states  []stepState
-	notes   []string // per step: the done or skip line
-	cursor  int      // the selected step on the plan page
-	detail  viewport.Model
-	log     viewport.Model
-	lines   []string
-	follow  bool // the log pane follows new lines unless scrolled up
-	spin    spinner.Model
-	bar     progress.Model
-	showBar bool
-	barText string
-	barPct  float64
-	barFrom time.Time // when the current transfer started, for its rate
-	static  bool
-	res     steps.Result
-	failed  int // index of the failed step
-	hint    string
-	skip    map[string]bool
-
-	form        *form
-	prompt      *promptMsg
-	secret      textinput.Model
-	resumeAt    string // the step the last run with these settings stopped at
-	confirmQuit bool
-	quitting    bool
-	// Outcome is read by the caller after the program ends.
+	form       *form
+	plan       planPage
+	run        runPage
+	failed     failedPage
+	summary    summaryPage
+	doctorPage doctorPage
+	doctorFrom page
+	dialog     dialog
+	quitting   bool // cancelling: quit when the runner or doctor reports back
+	// Outcome is read by the caller after the program ends: nil, an error, or
+	// context.Canceled (exit 130).
 	Outcome error
 }
 
@@ -95,6 +85,12 @@ type Options struct {
 	// them the wizard starts at the preflight.
 	AskSettings bool
 	Sources     SettingsSources
+	// Doctor starts at doctor's page (after the settings, when asked).
+	Doctor bool
+	// Only is the half the run is limited to (--only), for the replay line.
+	Only string
+	// Log receives what the engine does (--log-file); nil: nothing.
+	Log io.Writer
 	// Static freezes the spinner and progress animations, so that every frame
 	// depends on state alone (golden tests; also calmer on slow links).
 	Static bool
@@ -102,144 +98,72 @@ type Options struct {
 
 // New makes the wizard.
 func New(ctx context.Context, engine Engine, s steps.Settings, o Options) *Model {
+	data := &runData{failed: -1}
 	m := &Model{
-		ctx: ctx, engine: engine, settings: s, bus: make(bus, 64),
-		width: 80, height: 24, follow: true, skip: map[string]bool{},
-		spin:   spinner.New(spinner.WithSpinner(spinner.Dot)),
-		bar:    progress.New(progress.WithWidth(40)),
-		detail: viewport.New(),
-		log:    viewport.New(),
-		secret: textinput.New(),
+		ctx: ctx, engine: engine, settings: s, opts: o, bus: make(bus, 64), trace: newTracer(o.Log),
+		width: 80, height: 24, skip: map[string]bool{}, data: data,
+		spin:       spinner.New(spinner.WithSpinner(spinner.Dot)),
+		plan:       newPlanPage(data),
+		run:        newRunPage(data, o.Static),
+		failed:     newFailedPage(data),
+		summary:    newSummaryPage(data),
+		doctorPage: newDoctorPage(),
+		dialog:     newDialog(),
 	}
-	m.secret.EchoMode = textinput.EchoPassword
-	m.page, m.static = pagePreparing, o.Static
+	m.page = pagePreparing
+	if o.Doctor {
+		m.page = pageDoctor
+	}
 	if o.AskSettings {
-		m.page, m.form = pageSettings, newForm(s, o.Sources)
+		action := actionApply
+		if o.Doctor {
+			action = actionDoctor
+		}
+		m.page, m.form = pageSettings, newForm(s, o.Sources, action)
 	}
 	m.resize()
 	return m
 }
 
-// Init starts the preflight. Background work (preflight, checks, the run) starts
-// in goroutines that report through the bus; the bus's listener is the only
-// command that reads it.
+// Init starts the preflight (or the settings, or doctor). Background work
+// starts in goroutines that report through the bus; the bus's listener is the
+// only command that reads it.
 func (m *Model) Init() tea.Cmd {
 	tick := m.spin.Tick
-	if m.static {
+	if m.opts.Static {
 		tick = nil
 	}
-	if m.page == pageSettings {
-		return tea.Batch(m.form.huh.Init(), tick, m.bus.listen())
-	}
-	m.prepare()
-	return tea.Batch(tick, m.bus.listen())
-}
-
-// settingsUpdate hands messages to the settings pages until they are done.
-func (m *Model) settingsUpdate(msg tea.Msg) (tea.Model, tea.Cmd) {
-	fm, cmd := m.form.huh.Update(msg)
-	if f, ok := fm.(*huh.Form); ok {
-		m.form.huh = f
-	}
-	switch m.form.huh.State {
-	case huh.StateAborted:
-		m.Outcome = errNotApplied
-		return m, tea.Quit
-	case huh.StateCompleted:
-		m.settings = m.form.settings()
-		m.page = pagePreparing
+	cmds := []tea.Cmd{tick, m.bus.listen(), tea.RequestBackgroundColor}
+	switch m.page {
+	case pageSettings:
+		cmds = append(cmds, m.form.huh.Init())
+	case pageDoctor:
+		m.startDoctor(pageDoctor)
+	default:
 		m.prepare()
-		return m, nil
 	}
-	return m, cmd
+	return tea.Batch(cmds...)
 }
 
-// prepare runs the preflight in the background; prompts come through the bus.
-func (m *Model) prepare() {
-	b, ctx, engine, s := m.bus, m.ctx, m.engine, m.settings
-	go func() {
-		env, list, err := engine.Prepare(ctx, s, b.prompts(ctx))
-		b <- preparedMsg{env: env, steps: list, err: err}
-	}()
-}
-
-// check asks every step whether it is done and what it would do (read-only).
-func (m *Model) check() {
-	b, ctx, env, list := m.bus, m.ctx, m.env, m.stepsOf()
-	go func() {
-		rows := make([]planRow, len(list))
-		for i, st := range list {
-			status, err := st.Check(ctx, env)
-			if err != nil {
-				// Often what an earlier step makes (the VM's files): it is checked again
-				// when the step runs.
-				status = steps.Status{Reason: "checked when it runs: " + err.Error()}
-			}
-			acts, err := st.Plan(env)
-			if err != nil {
-				b <- checkedMsg{err: fmt.Errorf("%s: %w", st.Title(), err)}
-				return
-			}
-			rows[i] = planRow{step: st, skip: status.Skip, reason: status.Reason, actions: acts}
-		}
-		b <- checkedMsg{rows: rows}
-	}()
-}
-
-func (m *Model) stepsOf() []steps.Step {
-	out := make([]steps.Step, len(m.rows))
-	for i, r := range m.rows {
-		out[i] = r.step
+// Close ends what the run opened (the VM's connection).
+func (m *Model) Close() {
+	if m.env != nil {
+		m.env.Close()
+		m.env = nil
 	}
-	return out
-}
-
-// run starts the runner; its events come through the bus.
-func (m *Model) run() {
-	ctx, cancel := context.WithCancel(m.ctx)
-	m.cancel = cancel
-	b := m.bus
-	skip := make(map[string]bool, len(m.skip))
-	for k, v := range m.skip {
-		skip[k] = v
-	}
-	r := &steps.Runner{Steps: m.stepsOf(), Env: m.env, Skip: skip, Emit: func(e steps.Event) { b <- eventMsg(e) }}
-	go func() {
-		res, err := r.Run(ctx)
-		b <- ranMsg{res: res, err: err}
-	}()
-}
-
-func (m *Model) index(step string) int {
-	for i, r := range m.rows {
-		if r.step.Name() == step {
-			return i
-		}
-	}
-	return -1
 }
 
 func (m *Model) resize() {
-	w := max(m.width, 40)
+	w, h := max(m.width, 20), max(m.height, 6)
 	if m.form != nil {
-		m.form.huh = m.form.huh.WithWidth(w).WithHeight(max(m.height-3, 10))
+		m.form.huh = m.form.huh.WithWidth(w).WithHeight(max(h-2, 6))
 	}
-	m.detail.SetWidth(w)
-	m.detail.SetHeight(max(m.height-len(m.rows)-6, 3))
-	m.log.SetWidth(w)
-	m.log.SetHeight(max(m.height-len(m.rows)-7, 3))
-	m.bar.SetWidth(min(w/3, 40))
-}
-
-func (m *Model) appendLog(line string) {
-	m.lines = append(m.lines, line)
-	if len(m.lines) > 2000 {
-		m.lines = m.lines[len(m.lines)-2000:]
-	}
-	m.log.SetContentLines(m.lines)
-	if m.follow {
-		m.log.GotoBottom()
-	}
+	m.plan.SetSize(w, h)
+	m.run.SetSize(w, h)
+	m.failed.SetSize(w, h)
+	m.summary.SetSize(w, h)
+	m.doctorPage.SetSize(w, h)
+	m.dialog.width = w
 }
 
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -247,7 +171,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 		m.resize()
-		m.showDetail()
+		if m.page == pageSettings {
+			return m.settingsUpdate(msg)
+		}
+		return m, nil
+	case tea.BackgroundColorMsg:
+		setTheme(msg.IsDark())
+		m.resize() // the pages' content is styled when set
 		if m.page == pageSettings {
 			return m.settingsUpdate(msg)
 		}
@@ -258,65 +188,25 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, cmd
 	case progress.FrameMsg:
 		var cmd tea.Cmd
-		m.bar, cmd = m.bar.Update(msg)
+		m.run.bar, cmd = m.run.bar.Update(msg)
 		return m, cmd
 	case promptMsg:
-		m.prompt = &msg
-		m.secret.SetValue("")
-		m.secret.EchoMode = textinput.EchoPassword
-		if msg.kind == promptText {
-			m.secret.EchoMode = textinput.EchoNormal
-		}
-		return m, tea.Batch(m.secret.Focus(), m.bus.listen())
+		return m, tea.Batch(m.dialog.open(msg), m.bus.listen())
 	case preparedMsg:
-		if msg.err != nil {
-			m.err, m.page = msg.err, pageFailed
-			m.hint, m.failed = steps.HintOf(msg.err), -1
-			return m, m.bus.listen()
-		}
-		m.env = msg.env
-		for _, st := range msg.steps {
-			m.rows = append(m.rows, planRow{step: st})
-		}
-		m.states = make([]stepState, len(m.rows))
-		m.notes = make([]string, len(m.rows))
-		m.resize()
-		m.check()
-		return m, m.bus.listen()
+		return m.prepared(msg)
 	case checkedMsg:
-		if msg.err != nil {
-			m.err, m.page, m.failed = msg.err, pageFailed, -1
-			return m, m.bus.listen()
-		}
-		m.rows, m.page = msg.rows, pagePlan
-		if m.env != nil {
-			if failed, ok := steps.LoadState(m.env.WorkDir, m.env.Settings).Failed(); ok && m.index(failed) >= 0 {
-				m.resumeAt = m.rows[m.index(failed)].step.Title()
-			}
-		}
-		m.resize()
-		m.showDetail()
-		return m, m.bus.listen()
+		return m.checked(msg)
 	case eventMsg:
-		m.event(steps.Event(msg))
-		return m, tea.Batch(m.bus.listen(), m.barCmd(steps.Event(msg)))
+		m.run.event(steps.Event(msg))
+		return m, tea.Batch(m.bus.listen(), m.run.barCmd(steps.Event(msg)))
 	case ranMsg:
-		m.res, m.showBar = msg.res, false
-		if msg.err != nil {
-			m.err, m.page = msg.err, pageFailed
-			m.hint = steps.HintOf(msg.err)
-		} else {
-			m.page = pageSummary
-		}
-		if m.quitting {
-			m.Outcome = msg.err
-			return m, tea.Quit
-		}
-		return m, m.bus.listen()
+		return m.ran(msg)
+	case doctorMsg:
+		return m.doctorReport(msg)
+	case tea.MouseWheelMsg:
+		m.wheel(msg.Button == tea.MouseWheelUp)
+		return m, nil
 	case tea.KeyPressMsg:
-		if m.page == pageSettings && m.prompt == nil {
-			return m.settingsUpdate(msg)
-		}
 		return m.key(msg)
 	}
 	if m.page == pageSettings {
@@ -325,227 +215,366 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-func (m *Model) barCmd(e steps.Event) tea.Cmd {
-	if e.Kind != steps.Progress || e.Total <= 0 {
-		return nil
+// settingsUpdate hands messages to the settings pages until they are done.
+func (m *Model) settingsUpdate(msg tea.Msg) (tea.Model, tea.Cmd) {
+	fm, cmd := m.form.huh.Update(msg)
+	if f, ok := fm.(*huh.Form); ok {
+		m.form.huh = f
 	}
-	m.barPct = float64(e.Cur) / float64(e.Total)
-	if m.static {
-		return nil
-	}
-	return m.bar.SetPercent(m.barPct)
-}
-
-func (m *Model) event(e steps.Event) {
-	i := m.index(e.Step)
-	switch e.Kind {
-	case steps.Started:
-		m.states[i] = stateRunning
-		m.appendLog(titleStyle.Render("→ " + e.Title))
-	case steps.Log:
-		m.appendLog("  " + highlight(e.Text))
-	case steps.Warning:
-		m.appendLog("  " + warnStyle.Render("! "+e.Text))
-	case steps.Progress:
-		if !m.showBar || e.Cur == 0 {
-			m.barFrom = e.Time
+	switch m.form.huh.State {
+	case huh.StateAborted:
+		m.Outcome = context.Canceled
+		return m, tea.Quit
+	case huh.StateCompleted:
+		m.settings = m.form.settings()
+		if m.form.action == actionDoctor {
+			return m, m.startDoctor(pageSettings)
 		}
-		m.showBar = e.Cur < e.Total
-		m.barText = fmt.Sprintf("%s %s/%s", e.Text, size(e.Cur), size(e.Total))
-		if d := e.Time.Sub(m.barFrom); d > 200*time.Millisecond && !m.static {
-			m.barText += fmt.Sprintf(" %s/s", size(int64(float64(e.Cur)/d.Seconds())))
-		}
-	case steps.Done:
-		m.states[i], m.notes[i] = stateDone, e.Text
-	case steps.Skipped:
-		m.states[i], m.notes[i] = stateSkipped, e.Text
-	case steps.Failed:
-		m.states[i], m.failed = stateFailed, i
-		m.appendLog("  " + failStyle.Render("✗ "+e.Text))
-	}
-}
-
-// highlight marks the agent's success and failure lines, as the verify step
-// judges them.
-func highlight(line string) string {
-	switch steps.Judge(line) {
-	case steps.Joined:
-		return okStyle.Render(line)
-	case steps.AgentFailed:
-		return failStyle.Render(line)
-	}
-	return line
-}
-
-func size(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
-	if m.prompt != nil {
-		return m.promptKey(k)
-	}
-	key := k.String()
-	if m.confirmQuit {
-		m.confirmQuit = false
-		if key == "y" {
-			m.quitting = true
-			if m.cancel != nil && m.page == pageRun {
-				m.cancel() // the runner reports back, then we quit
-				return m, nil
-			}
-			m.Outcome = context.Canceled
-			return m, tea.Quit
-		}
+		m.page = pagePreparing
+		m.prepare()
 		return m, nil
 	}
-	switch m.page {
-	case pagePlan:
-		switch key {
-		case "up", "k":
-			m.cursor = max(m.cursor-1, 0)
-			m.showDetail()
-		case "down", "j":
-			m.cursor = min(m.cursor+1, len(m.rows)-1)
-			m.showDetail()
-		case "pgdown", "space":
-			m.detail.PageDown()
-		case "pgup":
-			m.detail.PageUp()
-		case "enter", "a":
-			m.page = pageRun
-			m.run()
-			return m, nil
-		case "q", "esc", "ctrl+c":
-			m.Outcome = errNotApplied
-			return m, tea.Quit
-		}
-	case pageRun:
-		switch key {
-		case "esc", "ctrl+c":
-			m.confirmQuit = true
-		case "up", "k", "pgup":
-			m.follow = false
-			if key == "pgup" {
-				m.log.PageUp()
-			} else {
-				m.log.ScrollUp(1)
-			}
-		case "down", "j", "pgdown":
-			if key == "pgdown" {
-				m.log.PageDown()
-			} else {
-				m.log.ScrollDown(1)
-			}
-			m.follow = m.log.AtBottom()
-		case "end", "G":
-			m.follow = true
-			m.log.GotoBottom()
-		}
-	case pageFailed:
-		switch key {
-		case "r":
-			if m.failed >= 0 {
-				return m.retry()
-			}
-		case "s":
-			if m.failed >= 0 && skippable(m.rows[m.failed].step) {
-				m.skip[m.rows[m.failed].step.Name()] = true
-				return m.retry()
-			}
-		case "q", "esc", "ctrl+c":
-			m.Outcome = m.err
-			return m, tea.Quit
-		}
-	case pageSummary, pagePreparing:
-		switch key {
-		case "q", "enter", "esc", "ctrl+c":
-			if m.page == pagePreparing {
-				m.Outcome = context.Canceled
-			}
-			return m, tea.Quit
+	return m, cmd
+}
+
+// backToSettings shows the settings again with every value as it was.
+func (m *Model) backToSettings() (tea.Model, tea.Cmd) {
+	m.Close()
+	m.data.setSteps(nil)
+	m.plan.cursor, m.skip = 0, map[string]bool{}
+	m.run = newRunPage(m.data, m.opts.Static)
+	action := actionApply
+	if m.form != nil {
+		action = m.form.action
+	}
+	m.form = newForm(m.settings, m.opts.Sources, action)
+	m.page = pageSettings
+	m.resize()
+	return m, m.form.huh.Init()
+}
+
+func (m *Model) prepared(msg preparedMsg) (tea.Model, tea.Cmd) {
+	if m.page != pagePreparing {
+		return m, m.bus.listen()
+	}
+	if msg.err != nil {
+		m.showFailure(msg.err, -1)
+		return m, m.bus.listen()
+	}
+	m.env = msg.env
+	m.data.setSteps(msg.steps)
+	m.plan.where = m.where()
+	m.resize()
+	m.check()
+	return m, m.bus.listen()
+}
+
+func (m *Model) checked(msg checkedMsg) (tea.Model, tea.Cmd) {
+	if msg.err != nil {
+		m.showFailure(msg.err, -1)
+		return m, m.bus.listen()
+	}
+	m.data.rows, m.page = msg.rows, pagePlan
+	m.plan.canBack, m.plan.resumeAt = m.opts.AskSettings, ""
+	if m.env != nil {
+		if failed, ok := steps.LoadState(m.env.WorkDir, m.env.Settings).Failed(); ok && m.data.index(failed) >= 0 {
+			m.plan.resumeAt = m.data.rows[m.data.index(failed)].step.Title()
 		}
 	}
-	return m, nil
+	m.resize()
+	return m, m.bus.listen()
+}
+
+func (m *Model) ran(msg ranMsg) (tea.Model, tea.Cmd) {
+	m.cancel = nil
+	m.run.showBar = false
+	if m.quitting {
+		m.Outcome = context.Canceled
+		return m, tea.Quit
+	}
+	if msg.err != nil {
+		m.showFailure(msg.err, m.data.failed)
+	} else {
+		m.page = pageSummary
+		m.summary.settings = m.settings
+		if m.env != nil {
+			m.summary.workDir = m.env.WorkDir
+		}
+		m.resize()
+	}
+	return m, m.bus.listen()
+}
+
+// showFailure shows err on the failure page; step is the failed step, -1 for
+// the preflight (whose failure may go back to the settings).
+func (m *Model) showFailure(err error, step int) {
+	m.page = pageFailed
+	m.data.failed = step
+	f := &m.failed
+	f.err, f.hint = err, steps.HintOf(err)
+	f.canBack = step < 0 && m.opts.AskSettings
+	f.last = append([]string(nil), m.run.lastLines(6)...)
+	f.fill()
+}
+
+// apply saves the settings as an answers file beside the run's files, then
+// runs the plan.
+func (m *Model) apply() {
+	if m.env != nil {
+		m.summary.answers, m.summary.answersErr = "", nil
+		path, err := steps.SaveAnswers(m.settings, m.env.WorkDir)
+		if err != nil {
+			m.summary.answersErr = err
+			m.run.appendLog(warnStyle.Render("! the settings were not saved: " + err.Error()))
+		} else {
+			m.summary.answers = path
+			m.trace.printf("settings saved as %s", path)
+		}
+		m.summary.only = m.opts.Only
+	}
+	m.page = pageRun
+	m.run.follow = true
+	m.resize()
+	m.startRun()
 }
 
 // retry runs the steps again: those done skip themselves, so it resumes at the
 // failed one.
-func (m *Model) retry() (tea.Model, tea.Cmd) {
-	m.err, m.hint, m.page = nil, "", pageRun
-	for i := range m.states {
-		if m.states[i] == stateFailed {
-			m.states[i] = statePending
+func (m *Model) retry() {
+	for i := range m.data.states {
+		if m.data.states[i] == stateFailed {
+			m.data.states[i] = statePending
 		}
 	}
-	m.appendLog(dimStyle.Render("— retrying —"))
-	m.run()
+	m.data.failed = -1
+	m.page = pageRun
+	m.run.appendLog(dimStyle.Render("— retrying —"))
+	m.startRun()
+}
+
+// startDoctor runs doctor's checks on its page; esc goes back to from.
+func (m *Model) startDoctor(from page) tea.Cmd {
+	m.doctorFrom = from
+	m.page = pageDoctor
+	d := &m.doctorPage
+	d.canBack = from != pageDoctor
+	d.report = m.opts.Doctor && !m.opts.AskSettings
+	d.where = m.settingsWhere()
+	d.start()
+	m.doctor()
+	return nil
+}
+
+func (m *Model) doctorReport(msg doctorMsg) (tea.Model, tea.Cmd) {
+	if msg.gen != m.doctorGen {
+		return m, m.bus.listen() // from a run left behind
+	}
+	d := &m.doctorPage
+	if !msg.done {
+		d.add(msg.result)
+		return m, m.bus.listen()
+	}
+	d.running, d.err = false, msg.err
+	m.doctorCancel = nil
+	if m.quitting {
+		m.Outcome = context.Canceled
+		return m, tea.Quit
+	}
+	if m.opts.Doctor && !m.opts.AskSettings {
+		// `vm2mesh doctor` in a terminal: the page is the report; it ends with the checks.
+		return m, tea.Quit
+	}
+	return m, m.bus.listen()
+}
+
+func (m *Model) where() string {
+	var parts []string
+	if m.env != nil && m.env.Client != nil {
+		parts = append(parts, "cluster "+m.env.Client.Context)
+	}
+	if m.env != nil && m.env.VM != nil {
+		parts = append(parts, "vm "+m.env.VM.Target.String())
+	}
+	return joinComma(parts)
+}
+
+func (m *Model) settingsWhere() string {
+	var parts []string
+	if m.settings.KubeContext != "" {
+		parts = append(parts, "context "+m.settings.KubeContext)
+	}
+	if m.settings.VM.Host != "" {
+		parts = append(parts, "vm "+m.settings.VM.Host)
+	}
+	return joinComma(parts)
+}
+
+func joinComma(parts []string) string {
+	out := ""
+	for i, p := range parts {
+		if i > 0 {
+			out += ", "
+		}
+		out += p
+	}
+	return out
+}
+
+func (m *Model) wheel(up bool) {
+	switch m.page {
+	case pagePlan:
+		m.plan.wheel(up)
+	case pageRun:
+		m.run.wheel(up)
+	case pageFailed:
+		m.failed.wheel(up)
+	case pageSummary:
+		m.summary.wheel(up)
+	case pageDoctor:
+		m.doctorPage.wheel(up)
+	}
+}
+
+// interrupt is Ctrl+C anywhere: cancel what runs, then quit with 130.
+// Progress is saved by the runner as each step ends.
+func (m *Model) interrupt() (tea.Model, tea.Cmd) {
+	switch {
+	case m.cancel != nil:
+		m.quitting = true
+		m.cancel() // the runner reports back, then we quit
+		return m, nil
+	case m.doctorCancel != nil:
+		m.quitting = true
+		m.doctorCancel()
+		return m, nil
+	}
+	m.Outcome = context.Canceled
+	return m, tea.Quit
+}
+
+func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	if m.dialog.prompt != nil {
+		if key.Matches(k, keys.Interrupt) {
+			m.dialog.answer(promptReply{err: context.Canceled})
+			return m.interrupt()
+		}
+		return m, m.dialog.key(k)
+	}
+	if m.quitting {
+		return m, nil
+	}
+	if key.Matches(k, keys.Interrupt) {
+		return m.interrupt()
+	}
+	var a action
+	switch m.page {
+	case pageSettings:
+		return m.settingsUpdate(k)
+	case pagePreparing:
+		if key.Matches(k, keys.Quit) || k.String() == "esc" {
+			m.Outcome = context.Canceled
+			return m, tea.Quit
+		}
+	case pagePlan:
+		a = m.plan.key(k)
+	case pageRun:
+		a = m.run.key(k)
+	case pageFailed:
+		a = m.failed.key(k)
+	case pageSummary:
+		a = m.summary.key(k)
+	case pageDoctor:
+		a = m.doctorPage.key(k)
+	}
+	return m.do(a)
+}
+
+func (m *Model) do(a action) (tea.Model, tea.Cmd) {
+	switch a {
+	case actApply:
+		m.apply()
+	case actBack:
+		return m.backToSettings()
+	case actNotApplied:
+		m.Outcome = errNotApplied
+		return m, tea.Quit
+	case actCancelRun:
+		return m.interrupt()
+	case actRetry:
+		m.retry()
+	case actSkip:
+		m.skip[m.data.rows[m.data.failed].step.Name()] = true
+		m.retry()
+	case actFail:
+		m.Outcome = m.failed.err
+		return m, tea.Quit
+	case actDone:
+		if m.page == pageDoctor && m.doctorPage.Failed() > 0 && m.doctorFrom != pageSummary {
+			m.Outcome = errDoctorFailed{m.doctorPage.Failed()}
+		}
+		return m, tea.Quit
+	case actDoctor:
+		from := m.page
+		if from == pageDoctor {
+			from = m.doctorFrom
+		}
+		return m, m.startDoctor(from)
+	case actDoctorBack:
+		if m.doctorFrom == pageSettings {
+			return m.backToSettings()
+		}
+		m.page = m.doctorFrom
+	}
 	return m, nil
 }
 
-func skippable(st steps.Step) bool {
-	s, ok := st.(interface{ Skippable() bool })
-	return ok && s.Skippable()
+// errDoctorFailed: doctor's page was left with failing checks.
+type errDoctorFailed struct{ n int }
+
+func (e errDoctorFailed) Error() string {
+	if e.n == 1 {
+		return "doctor: 1 check failed"
+	}
+	return "doctor: " + strconv.Itoa(e.n) + " checks failed"
 }
 
-func (m *Model) promptKey(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
-	p := m.prompt
-	answer := func(r promptReply) (tea.Model, tea.Cmd) {
-		p.reply <- r
-		m.prompt = nil
-		m.secret.SetValue("")
-		return m, nil
-	}
-	if p.kind == promptHostKey {
-		switch k.String() {
-		case "y":
-			return answer(promptReply{decision: remote.AcceptAndRemember})
-		case "o":
-			return answer(promptReply{decision: remote.AcceptOnce})
-		case "n", "esc", "ctrl+c":
-			return answer(promptReply{decision: remote.RejectHost})
-		}
-		return m, nil
-	}
-	switch k.String() {
-	case "enter":
-		return answer(promptReply{secret: m.secret.Value()})
-	case "esc", "ctrl+c":
-		return answer(promptReply{err: errPromptAborted})
-	}
-	var cmd tea.Cmd
-	m.secret, cmd = m.secret.Update(k)
-	return m, cmd
+// IsDoctorFailure says whether err is the wizard's report of failing checks.
+func IsDoctorFailure(err error) bool {
+	var d errDoctorFailed
+	return errors.As(err, &d)
 }
 
-// showDetail puts the selected step's manifests and commands in the detail pane.
-func (m *Model) showDetail() {
-	if m.page != pagePlan || len(m.rows) == 0 {
-		return
+// Results are doctor's results on its page.
+func (m *Model) Results() []steps.CheckResult { return m.doctorPage.results }
+
+func (m *Model) View() tea.View {
+	var s string
+	spin := strings.TrimSpace(m.spin.View())
+	switch m.page {
+	case pageSettings:
+		s = truncate(titleStyle.Render("vm2mesh")+dimStyle.Render("  settings · every change is shown before it is made"), m.width) + "\n" + m.form.huh.View()
+	case pagePreparing:
+		s = truncate(spin+" checking the settings, the cluster and the VM…", m.width) + "\n"
+	case pagePlan:
+		s = m.plan.View()
+	case pageRun:
+		s = m.run.View(spin)
+	case pageFailed:
+		s = m.failed.View()
+	case pageSummary:
+		s = m.summary.View()
+	case pageDoctor:
+		s = m.doctorPage.View(spin)
 	}
-	r := m.rows[m.cursor]
-	var b strings.Builder
-	if r.skip {
-		fmt.Fprintf(&b, "%s\n\n", dimStyle.Render("skipped: "+r.reason))
-	} else if r.reason != "" {
-		fmt.Fprintf(&b, "%s\n\n", r.reason)
+	if m.dialog.prompt != nil {
+		s += "\n" + m.dialog.View()
 	}
-	for _, a := range r.actions {
-		switch a.Kind {
-		case steps.Manifest:
-			fmt.Fprintf(&b, "%s\n%s\n", titleStyle.Render("# "+a.File+" ("+a.Title+")"), a.Body)
-		case steps.Command:
-			fmt.Fprintf(&b, "%s\n$ %s\n\n", titleStyle.Render("# "+a.Title), steps.ShellJoin(a.Argv))
-		case steps.Note:
-			fmt.Fprintf(&b, "%s\n\n", a.Body)
-		}
+	v := tea.NewView(s)
+	inline := m.opts.Doctor && !m.opts.AskSettings
+	v.AltScreen = !inline
+	if !inline {
+		v.MouseMode = tea.MouseModeCellMotion
 	}
-	m.detail.SetContent(b.String())
-	m.detail.GotoTop()
+	v.WindowTitle = "vm2mesh"
+	return v
 }

@@ -79,6 +79,9 @@ type scriptedEngine struct {
 	decision remote.HostKeyDecision
 	err      error
 	workDir  string
+	// doctor's
+	checks      []steps.CheckResult
+	blockDoctor bool
 }
 
 func (e *scriptedEngine) Prepare(ctx context.Context, s steps.Settings, p steps.Prompts) (*steps.Env, []steps.Step, error) {
@@ -93,6 +96,21 @@ func (e *scriptedEngine) Prepare(ctx context.Context, s steps.Settings, p steps.
 		return nil, nil, e.err
 	}
 	return &steps.Env{WorkDir: e.workDir}, e.steps, nil
+}
+
+// Doctor reports the scripted check results, one by one, or waits for
+// cancellation when block is set.
+func (e *scriptedEngine) Doctor(ctx context.Context, s steps.Settings, p steps.Prompts, each func(steps.CheckResult)) ([]steps.CheckResult, error) {
+	var out []steps.CheckResult
+	for _, r := range e.checks {
+		out = append(out, r)
+		each(r)
+	}
+	if e.blockDoctor {
+		<-ctx.Done()
+		return out, ctx.Err()
+	}
+	return out, nil
 }
 
 // start makes the model and runs its preflight in the background, as Init would.
@@ -182,7 +200,7 @@ func TestFailureOffersRetryAndSkip(t *testing.T) {
 		t.Error("skip offered for a step that is not safe to skip")
 	}
 	press(m, "r")
-	pump(t, m, func() bool { return m.page == pageFailed && m.failed == 1 })
+	pump(t, m, func() bool { return m.page == pageFailed && m.data.failed == 1 })
 	if !strings.Contains(plain(m), "s skip") {
 		t.Errorf("skip not offered:\n%s", plain(m))
 	}
@@ -196,7 +214,7 @@ func TestFailureOffersRetryAndSkip(t *testing.T) {
 func TestHostKeyPromptAnswersThePreflight(t *testing.T) {
 	e := &scriptedEngine{steps: []steps.Step{&scriptedStep{name: "a", title: "A"}}, askHost: true}
 	m := start(t, e)
-	pump(t, m, func() bool { return m.prompt != nil })
+	pump(t, m, func() bool { return m.dialog.prompt != nil })
 	view := plain(m)
 	for _, want := range []string{"Unknown host vm.example", "ssh-ed25519", "SHA256:abc", "y trust and remember"} {
 		if !strings.Contains(view, want) {
@@ -231,7 +249,7 @@ func TestEscCancelsTheRunningStepAfterAsking(t *testing.T) {
 	m := start(t, &scriptedEngine{steps: []steps.Step{slow}})
 	pump(t, m, func() bool { return m.page == pagePlan })
 	press(m, "enter")
-	pump(t, m, func() bool { return m.states[0] == stateRunning })
+	pump(t, m, func() bool { return m.data.states[0] == stateRunning })
 	press(m, "esc")
 	if !strings.Contains(plain(m), "Cancel the running step and quit?") {
 		t.Fatalf("no confirmation:\n%s", plain(m))
@@ -280,7 +298,7 @@ func TestStartedAgainItOffersToResume(t *testing.T) {
 func TestKeyboardInteractiveQuestionsAreDialogs(t *testing.T) {
 	b := make(bus, 1)
 	answers := make(chan string, 2)
-	q := b.prompts(context.Background()).Question
+	q := b.prompts(context.Background(), nil).Question
 	go func() {
 		a, _ := q("admin", "vm", "Two-factor \x1b[31mlogin\x1b[0m", "Verification code: ", true)
 		answers <- a

@@ -19,8 +19,15 @@ const (
 	multiNetwork  = "multi"
 )
 
+// What the settings are for: a run (plan, then apply) or doctor's checks.
+const (
+	actionApply  = "apply"
+	actionDoctor = "doctor"
+)
+
 // form holds the settings pages' values as the fields edit them.
 type form struct {
+	action              string
 	s                   steps.Settings
 	network             string
 	tokenDuration, port string
@@ -34,8 +41,8 @@ type SettingsSources struct {
 }
 
 // newForm builds the settings pages over s (the defaults, or an answers file).
-func newForm(s steps.Settings, src SettingsSources) *form {
-	f := &form{s: s, network: singleNetwork, tokenDuration: strconv.FormatInt(s.TokenDuration, 10)}
+func newForm(s steps.Settings, src SettingsSources, action string) *form {
+	f := &form{action: action, s: s, network: singleNetwork, tokenDuration: strconv.FormatInt(s.TokenDuration, 10)}
 	if s.ClusterNetwork != "" {
 		f.network = multiNetwork
 	}
@@ -55,6 +62,9 @@ func newForm(s steps.Settings, src SettingsSources) *form {
 	p := &prober{kubeconfig: src.Kubeconfig, istioNS: func() string { return f.s.IstioNamespace }}
 	f.huh = huh.NewForm(
 		huh.NewGroup(
+			huh.NewSelect[string]().Title("Action").Inline(true).Options(
+				huh.NewOption("onboard the VM (plan, then apply)", actionApply),
+				huh.NewOption("doctor: check an onboarded VM, read-only", actionDoctor)).Value(&f.action),
 			huh.NewSelect[string]().Title("Kube context").Description("the cluster the VM joins").
 				Options(ctxOptions...).Value(&f.s.KubeContext),
 			huh.NewNote().DescriptionFunc(func() string { return p.get(f.s.KubeContext).summary }, &f.s.KubeContext),
@@ -97,7 +107,7 @@ func newForm(s steps.Settings, src SettingsSources) *form {
 			huh.NewInput().Title("Identity file").Description("empty: the ssh-agent, then ~/.ssh's keys").Value(&f.s.VM.IdentityFile),
 			huh.NewInput().Title("Sidecar package").Description("istio-sidecar .deb or .rpm").Value(&f.s.VM.Package).Validate(f.packageCheck),
 		).Title("VM"),
-	).WithShowHelp(true)
+	).WithShowHelp(true).WithTheme(formTheme)
 	return f
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vm2mesh/vm2mesh/steps"
+	"github.com/vm2mesh/vm2mesh/ui"
 )
 
 type doctorOptions struct {
@@ -85,7 +86,13 @@ func runDoctor(ctx context.Context, stdio IO, o doctorOptions) error {
 	if o.answers == "-" {
 		prompts = steps.Prompts{}
 	}
-	results, err := steps.Doctor(ctx, settings, k8sOpts, prompts, print)
+	var results []steps.CheckResult
+	if in, out, ok := terminals(stdio); ok && o.output == "text" && o.answers != "-" {
+		// A terminal: the checks live, as the wizard's doctor page shows them.
+		results, err = ui.RunDoctor(ctx, in, out, ui.RealEngine{K8s: k8sOpts}, settings)
+	} else {
+		results, err = steps.Doctor(ctx, settings, k8sOpts, prompts, print)
+	}
 	if err != nil && results == nil {
 		return err
 	}

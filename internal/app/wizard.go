@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"golang.org/x/term"
 
-	"github.com/vm2mesh/vm2mesh/k8s"
 	"github.com/vm2mesh/vm2mesh/steps"
 	"github.com/vm2mesh/vm2mesh/ui"
 )
@@ -32,24 +32,21 @@ func runWizard(ctx context.Context, stdio IO, o wizardOptions) error {
 	if o.answers == "-" {
 		return errors.New("-f -: the wizard reads the terminal, not answers from stdin; give the answers file's path, or run vm2mesh apply -f - --yes")
 	}
-	s := steps.Defaults()
-	if o.answers != "" {
-		var err error
-		if s, err = steps.LoadAnswers(ctx, o.answers, nil); err != nil {
-			return err
-		}
+	// The one place the settings are decided: the picker shows, and the run
+	// uses, --context over the answers file's kubeContext.
+	s, k8sOpts, err := steps.Resolve(ctx, o.answers, nil, steps.Flags{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
+	if err != nil {
+		return err
 	}
 	if err := checkLogFile(o.logFile); err != nil {
 		return err
 	}
-	k8sOpts := k8s.Options{Kubeconfig: o.kubeconfig, Context: o.kubeContext}
 	local, err := steps.CheckStart(s, k8sOpts, o.only)
 	if err != nil {
 		return err
 	}
-	in, inOK := stdio.In.(*os.File)
-	out, outOK := stdio.Out.(*os.File)
-	if !inOK || !outOK || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) || os.Getenv("TERM") == "dumb" {
+	in, out, ok := terminals(stdio)
+	if !ok {
 		return errors.New("the wizard needs an interactive terminal (this is not one, or TERM=dumb): run `vm2mesh apply -f answers.yaml` instead (see README.md)")
 	}
 	if warning, err := local.WorkDir.Tighten(); err != nil {
@@ -57,27 +54,38 @@ func runWizard(ctx context.Context, stdio IO, o wizardOptions) error {
 	} else if warning != "" {
 		fmt.Fprintf(stdio.Err, "vm2mesh: warning: %s\n", warning)
 	}
-	var opts []tea.ProgramOption
+	uo := ui.Options{AskSettings: true, Only: o.only, Sources: ui.SettingsSources{Kubeconfig: s.Kubeconfig, SSHConfig: s.VM.SSHConfig}}
 	if o.logFile != "" {
-		f, err := tea.LogToFile(o.logFile, "vm2mesh")
+		// What the engine does, appended; never a secret (ui's tracer).
+		f, err := os.OpenFile(o.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
-			return err
+			return fmt.Errorf("--log-file: %w", err)
 		}
 		defer f.Close()
+		fmt.Fprintf(f, "%s vm2mesh %s wizard started\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), Version)
+		uo.Log = f
 	}
-	if s.Kubeconfig == "" {
-		s.Kubeconfig = o.kubeconfig
-	}
-	m := ui.New(ctx, ui.RealEngine{K8s: k8sOpts, Only: o.only}, s,
-		ui.Options{AskSettings: true, Sources: ui.SettingsSources{Kubeconfig: s.Kubeconfig, SSHConfig: s.VM.SSHConfig}})
-	opts = append(opts, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out))
-	if _, err := tea.NewProgram(m, opts...).Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) {
+	m := ui.New(ctx, ui.RealEngine{K8s: k8sOpts, Only: o.only}, s, uo)
+	defer m.Close()
+	_, err = tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out)).Run()
+	switch {
+	case errors.Is(err, tea.ErrProgramKilled):
+		return context.Canceled // the signal's context ended the program: 130
+	case err != nil:
 		return err
 	}
-	if m.Outcome != nil {
-		return m.Outcome
+	return m.Outcome
+}
+
+// terminals are stdin and stdout when both are terminals a Bubble Tea program
+// can use (not TERM=dumb).
+func terminals(stdio IO) (in, out *os.File, ok bool) {
+	in, inOK := stdio.In.(*os.File)
+	out, outOK := stdio.Out.(*os.File)
+	if !inOK || !outOK || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) || os.Getenv("TERM") == "dumb" {
+		return nil, nil, false
 	}
-	return nil
+	return in, out, true
 }
 
 // checkLogFile checks --log-file before the wizard appends its debug log to it:
