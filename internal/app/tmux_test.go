@@ -1,7 +1,11 @@
 package app_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -9,6 +13,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/vm2mesh/vm2mesh/internal/testcluster"
 	"github.com/vm2mesh/vm2mesh/internal/testvm"
@@ -146,4 +154,179 @@ func TestWizardHonoursNoColorAndRefusesDumbTerminals(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "run `vm2mesh apply -f answers.yaml` instead") {
 		t.Errorf("without a terminal: exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+// twoContexts writes a kubeconfig with two contexts: one, current, whose API
+// server is a closed loopback port, and two, the test cluster. A run that used
+// any context but two would fail.
+func twoContexts(t *testing.T) string {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(cluster.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := cfg.Contexts[cfg.CurrentContext]
+	cfg.Clusters["dead"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1", CertificateAuthorityData: cfg.Clusters[real.Cluster].CertificateAuthorityData}
+	cfg.Contexts = map[string]*clientcmdapi.Context{
+		"one": {Cluster: "dead", AuthInfo: real.AuthInfo},
+		"two": {Cluster: real.Cluster, AuthInfo: real.AuthInfo},
+	}
+	cfg.CurrentContext = "one"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// throwawayKey writes a private key of no host's, for a VM that is never reached.
+func throwawayKey(t *testing.T) string {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "vm2mesh tmux test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// enterUntil presses enter (a field at a time) until the screen shows text.
+func (s *tmuxSession) enterUntil(text string) string {
+	s.t.Helper()
+	for i := 0; i < 40; i++ {
+		if screen := s.screen(); strings.Contains(screen, text) {
+			return screen
+		}
+		s.keys("Enter")
+		time.Sleep(300 * time.Millisecond)
+	}
+	return s.waitFor(text, 30*time.Second)
+}
+
+// planTitles are the step titles of the plan page's list, in order.
+func planTitles(screen string) []string {
+	var out []string
+	for _, l := range strings.Split(screen, "\n") {
+		if strings.HasPrefix(l, "──") {
+			break
+		}
+		l = strings.TrimSpace(strings.TrimLeft(l, " ›"))
+		for _, mark := range []string{"→ ", "· "} {
+			if strings.HasPrefix(l, mark) {
+				out = append(out, strings.TrimSuffix(strings.TrimPrefix(l, mark), " (skip: already done)"))
+			}
+		}
+	}
+	return out
+}
+
+// The wizard as an operator lives in it: --context picks the second context,
+// the picker shows it and the run uses it; a preflight failure goes back to the
+// settings with esc, every value kept; a changed field and the run goes on; the
+// log file tells what happened; the answers file it saves replays the same
+// plan headless; and Ctrl+C exits 130.
+func TestWizardInTmuxContextEscapeReplayAndInterrupt(t *testing.T) {
+	istioInstalled(t)
+	ns := testcluster.UniqueName("wiztwo")
+	cluster.RootCertWriterStandIn(t, "ROOT CERT OF THE MESH", ns)
+	kubeconfig := twoContexts(t)
+	pkg := filepath.Join(t.TempDir(), "istio-sidecar.deb")
+	if err := os.WriteFile(pkg, []byte("never installed: the VM is never reached"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A VM at a closed loopback port: the preflight fails there.
+	path, workDir := answers(t, ns, "vm:",
+		"  host: 127.0.0.1",
+		"  port: 1",
+		"  user: root",
+		"  identityFile: "+throwawayKey(t),
+		"  sshConfig: "+filepath.Join(t.TempDir(), "no-ssh-config"),
+		"  knownHostsFile: "+filepath.Join(t.TempDir(), "known_hosts"),
+		"  package: "+pkg)
+	logFile := filepath.Join(t.TempDir(), "wizard.log")
+	s := startTmux(t, fmt.Sprintf("%s --kubeconfig %s --context two -f %s --log-file %s", binary, kubeconfig, path, logFile))
+
+	screen := s.waitFor("Kube context", 20*time.Second)
+	if !strings.Contains(screen, "> two") {
+		t.Errorf("the picker does not show --context two:\n%s", screen)
+	}
+	s.waitFor(strings.TrimPrefix(cluster.Server, "https://"), 20*time.Second) // two's API server, probed
+
+	screen = s.enterUntil("Before anything changed")
+	if !strings.Contains(screen, "127.0.0.1") || !strings.Contains(screen, "esc settings") {
+		t.Errorf("the preflight's failure:\n%s", screen)
+	}
+	s.keys("Escape")
+	screen = s.waitFor("Kube context", 10*time.Second)
+	if !strings.Contains(screen, "> two") {
+		t.Errorf("back at the settings, the context is not kept:\n%s", screen)
+	}
+	// The VM's page keeps the host; clear it: the cluster half only.
+	screen = s.enterUntil("VM host")
+	if !strings.Contains(screen, "127.0.0.1") {
+		t.Errorf("back at the settings, the VM host is not kept:\n%s", screen)
+	}
+	s.keys("C-u")
+	screen = s.enterUntil("nothing changes until you press enter")
+	if !strings.Contains(screen, "cluster two") {
+		t.Errorf("the plan is not for context two:\n%s", screen)
+	}
+	titles := planTitles(screen)
+	if len(titles) == 0 {
+		t.Fatalf("no steps on the plan page:\n%s", screen)
+	}
+	s.keys("Enter")
+	screen = s.waitFor("✓ Done", 2*time.Minute)
+	if !strings.Contains(screen, "replay: vm2mesh apply -f") {
+		t.Errorf("the summary gives no replay:\n%s", screen)
+	}
+	s.keys("q")
+	s.waitFor("EXIT=0", 10*time.Second)
+
+	log, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`preflight: context "two"`, "preflight failed", "step namespace: done", "settings saved as"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the log file lacks %q:\n%s", want, log)
+		}
+	}
+
+	// The saved settings replay headless: the same steps, planned.
+	saved := filepath.Join(workDir, "answers.yaml")
+	data, err := os.ReadFile(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "kubeContext: two") || strings.Contains(string(data), "host:") {
+		t.Errorf("the saved settings:\n%s", data)
+	}
+	r := run(t, nil, "apply", "-f", saved, "--dry-run", "--yes")
+	if r.code != 0 {
+		t.Fatalf("replay: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	plan, err := os.ReadFile(filepath.Join(workDir, "plan.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var replayed []string
+	for _, m := range regexp.MustCompile(`(?m)^# \d+\. (.*) \[\S+\]$`).FindAllStringSubmatch(string(plan), -1) {
+		replayed = append(replayed, m[1])
+	}
+	if strings.Join(replayed, "\n") != strings.Join(titles, "\n") {
+		t.Errorf("the replay plans other steps:\n%s\nthe wizard's plan:\n%s", strings.Join(replayed, "\n"), strings.Join(titles, "\n"))
+	}
+
+	// Ctrl+C: exit 130.
+	c := startTmux(t, fmt.Sprintf("%s --kubeconfig %s --context two -f %s", binary, kubeconfig, saved))
+	c.waitFor("Kube context", 20*time.Second)
+	c.keys("C-c")
+	c.waitFor("EXIT=130", 10*time.Second)
 }
