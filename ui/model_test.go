@@ -3,6 +3,8 @@ package ui
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -331,5 +333,119 @@ func TestKeyboardInteractiveQuestionsAreDialogs(t *testing.T) {
 		if got := <-answers; got != tc.typed {
 			t.Errorf("answer %q, want %q", got, tc.typed)
 		}
+	}
+}
+
+// startAsked is start for a wizard that had its settings pages (over a
+// kubeconfig of the test's own): esc may go back to them.
+func startAsked(t *testing.T, e *scriptedEngine, s steps.Settings, log *strings.Builder) *Model {
+	t.Helper()
+	e.workDir = t.TempDir()
+	s.WorkDir = e.workDir
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{AskSettings: true, Static: true, Sources: SettingsSources{Kubeconfig: kubeconfig, SSHConfig: filepath.Join(t.TempDir(), "none")}}
+	if log != nil {
+		o.Log = log
+	}
+	m := New(context.Background(), e, s, o)
+	m.page = pagePreparing // as if the settings pages were done
+	m.prepare()
+	return m
+}
+
+func TestEscFromThePlanGoesBackToTheSettingsWithEveryValueKept(t *testing.T) {
+	s := steps.Defaults()
+	s.App, s.Namespace, s.VM.Host = "web", "shop", "vm.example"
+	e := &scriptedEngine{steps: []steps.Step{&scriptedStep{name: "a", title: "Step A"}}}
+	m := startAsked(t, e, s, nil)
+	pump(t, m, func() bool { return m.page == pagePlan })
+	if !strings.Contains(plain(m), "esc settings") {
+		t.Errorf("the plan does not offer esc:\n%s", plain(m))
+	}
+	press(m, "esc")
+	if m.page != pageSettings || m.form == nil {
+		t.Fatalf("page %d after esc", m.page)
+	}
+	got := m.form.settings()
+	if got.App != "web" || got.Namespace != "shop" || got.VM.Host != "vm.example" {
+		t.Errorf("the settings came back as %+v", got)
+	}
+}
+
+func TestEscFromThePreflightsFailureGoesBackToTheSettings(t *testing.T) {
+	s := steps.Defaults()
+	s.MeshID = "mesh7"
+	e := &scriptedEngine{err: errors.New("cannot reach the API server")}
+	m := startAsked(t, e, s, nil)
+	pump(t, m, func() bool { return m.page == pageFailed })
+	press(m, "esc")
+	if m.page != pageSettings || m.form.settings().MeshID != "mesh7" {
+		t.Fatalf("page %d, settings %+v", m.page, m.form.settings())
+	}
+}
+
+func TestCtrlCCancelsTheRunAndQuitsInterrupted(t *testing.T) {
+	slow := &scriptedStep{name: "slow", title: "Slow step", block: make(chan struct{})}
+	m := start(t, &scriptedEngine{steps: []steps.Step{slow}})
+	pump(t, m, func() bool { return m.page == pagePlan })
+	press(m, "enter")
+	pump(t, m, func() bool { return m.data.states[0] == stateRunning })
+	m.Update(tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl})
+	pump(t, m, func() bool { return m.Outcome != nil })
+	if !errors.Is(m.Outcome, context.Canceled) {
+		t.Errorf("outcome %v", m.Outcome)
+	}
+	// Before a run too.
+	m = New(context.Background(), &scriptedEngine{}, steps.Defaults(), Options{})
+	m.Update(tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl})
+	if !errors.Is(m.Outcome, context.Canceled) {
+		t.Errorf("outcome before the run %v", m.Outcome)
+	}
+}
+
+func TestTheLogFileTellsWhatTheEngineDidAndTheAnswersAreSaved(t *testing.T) {
+	var log strings.Builder
+	s := steps.Defaults()
+	s.App = "web"
+	e := &scriptedEngine{steps: []steps.Step{&scriptedStep{name: "a", title: "Step A", logs: []string{"made a"}}}}
+	m := startAsked(t, e, s, &log)
+	pump(t, m, func() bool { return m.page == pagePlan })
+	press(m, "enter")
+	pump(t, m, func() bool { return m.page == pageSummary })
+	for _, want := range []string{"preflight: context", "preflight passed: 1 steps", "step a: started", "step a: made a", "step a: done: a finished", "settings saved as"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the log lacks %q:\n%s", want, log.String())
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(e.workDir, "answers.yaml"))
+	if err != nil || !strings.Contains(string(data), "app: web") {
+		t.Fatalf("answers.yaml: %v\n%s", err, data)
+	}
+	if !strings.Contains(plain(m), "replay: vm2mesh apply -f") {
+		t.Errorf("the summary gives no replay:\n%s", plain(m))
+	}
+}
+
+func TestDoctorFromTheSummaryAndBack(t *testing.T) {
+	e := &scriptedEngine{steps: []steps.Step{&scriptedStep{name: "a", title: "Step A"}},
+		checks: []steps.CheckResult{{Name: "cluster-api", Section: "cluster", Status: steps.CheckFail, Found: "refused", Hint: "start the cluster"}}}
+	m := start(t, e)
+	pump(t, m, func() bool { return m.page == pagePlan })
+	press(m, "enter")
+	pump(t, m, func() bool { return m.page == pageSummary })
+	press(m, "d")
+	pump(t, m, func() bool { return m.page == pageDoctor && !m.doctorPage.running })
+	view := plain(m)
+	for _, want := range []string{"✗ cluster-api: refused", "hint: start the cluster", "doctor: 0 ok, 1 failed"} {
+		if !strings.Contains(view, want) {
+			t.Errorf("doctor page lacks %q:\n%s", want, view)
+		}
+	}
+	press(m, "esc")
+	if m.page != pageSummary {
+		t.Errorf("esc from doctor: page %d", m.page)
 	}
 }
