@@ -166,6 +166,8 @@ func (p *doctorPage) key(k tea.KeyPressMsg) action {
 		return actDoctor
 	case key.Matches(k, keys.Back) && p.canBack:
 		return actDoctorBack
+	case key.Matches(k, keys.Quit) && p.running:
+		return actCancelRun // stop the checks: 130, not a report of some of them
 	case key.Matches(k, keys.Quit):
 		return actDone
 	case key.Matches(k, keys.Up):

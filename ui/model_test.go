@@ -11,6 +11,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"charm.land/huh/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/vm2mesh/vm2mesh/remote"
@@ -447,5 +448,24 @@ func TestDoctorFromTheSummaryAndBack(t *testing.T) {
 	press(m, "esc")
 	if m.page != pageSummary {
 		t.Errorf("esc from doctor: page %d", m.page)
+	}
+}
+
+func TestDoctorChosenOnTheFirstPageRunsTheChecksAndEscGoesBack(t *testing.T) {
+	e := &scriptedEngine{checks: []steps.CheckResult{{Name: "cluster-api", Section: "cluster", Status: steps.CheckOK, Found: "Kubernetes v1.34.4"}}}
+	s := steps.Defaults()
+	s.App = "web"
+	m := startAsked(t, e, s, nil)
+	m.backToSettings() // the settings pages, as the wizard starts
+	m.form.action = actionDoctor
+	m.form.huh.State = huh.StateCompleted // as enter on the last field does
+	m.settingsUpdate(nil)
+	pump(t, m, func() bool { return m.page == pageDoctor && !m.doctorPage.running })
+	if view := plain(m); !strings.Contains(view, "✓ cluster-api: Kubernetes v1.34.4") || !strings.Contains(view, "esc back") {
+		t.Errorf("doctor page:\n%s", view)
+	}
+	press(m, "esc")
+	if m.page != pageSettings || m.form.action != actionDoctor || m.form.settings().App != "web" {
+		t.Errorf("esc from doctor: page %d, action %s, %+v", m.page, m.form.action, m.form.settings())
 	}
 }

@@ -331,3 +331,32 @@ func TestWizardInTmuxContextEscapeReplayAndInterrupt(t *testing.T) {
 	c.keys("C-c")
 	c.waitFor("EXIT=130", 10*time.Second)
 }
+
+// vm2mesh doctor in a terminal shows the checks live and leaves them on the
+// screen, with the tally doctor prints piped; its exit code is the same.
+func TestDoctorInTmuxShowsTheChecksLive(t *testing.T) {
+	istioInstalled(t)
+	ns := testcluster.UniqueName("doctty")
+	path, _ := answers(t, ns)
+	s := startTmux(t, fmt.Sprintf("%s doctor -f %s", binary, path))
+	s.waitFor("EXIT=", 60*time.Second)
+	// The report and what scrolled off the top of the 24 rows.
+	out, err := exec.Command("tmux", "-S", s.socket, "capture-pane", "-p", "-S", "-200", "-t", "wiz").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	screen := string(out)
+	for _, want := range []string{"Doctor · read-only checks", "cluster:", "✓ cluster-api", "vm-ssh: skipped: vm.host is not set", "doctor: "} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("the live doctor lacks %q:\n%s", want, screen)
+		}
+	}
+	piped := run(t, nil, "doctor", "-f", path)
+	if !strings.Contains(screen, fmt.Sprintf("EXIT=%d", piped.code)) {
+		t.Errorf("exit codes differ: piped %d, live:\n%s", piped.code, screen)
+	}
+	tally := piped.stdout[strings.LastIndex(piped.stdout, "doctor: "):]
+	if !strings.Contains(screen, strings.TrimSpace(tally)) {
+		t.Errorf("the live tally is not the piped one (%q):\n%s", tally, screen)
+	}
+}
