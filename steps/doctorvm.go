@@ -58,7 +58,7 @@ func checkSSH(ctx context.Context, d *doctor) CheckResult {
 		return failed(hint, "%s", clipped(err.Error(), 400))
 	}
 	f := env.Facts
-	return ok("%s as %s: %s (%s, %s), root by %s", env.VM.Target.HostName, env.VM.Target.User, f.OS, f.Family, f.Arch, f.Root)
+	return ok("%s as %s: %s (%s, %s), root: %s", env.VM.Target.HostName, env.VM.Target.User, f.OS, f.Family, f.Arch, f.Root)
 }
 
 func checkPackage(ctx context.Context, d *doctor) CheckResult {

@@ -153,6 +153,6 @@ func (VMPreflight) Run(ctx context.Context, env *Env, out *Output) error {
 		return WithHint(fmt.Errorf("the VM cannot reach the east-west gateway at %s:15012", ip),
 			"the agent reaches istiod there: check the gateway address, routes and firewalls between the VM and the gateway")
 	}
-	out.Summary("%s (%s, %s), root by %s, gateway %s:15012 reachable", f.OS, f.Family, f.Arch, f.Root, ip)
+	out.Summary("%s (%s, %s), root: %s, gateway %s:15012 reachable", f.OS, f.Family, f.Arch, f.Root, ip)
 	return nil
 }

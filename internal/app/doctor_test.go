@@ -344,7 +344,7 @@ func TestDoctorOnRHELThroughSudo(t *testing.T) {
 	r := run(t, nil, "doctor", "-f", path)
 	onlyStandInGaps(t, r)
 	for name, want := range map[string]string{
-		"vm-ssh":              "(rpm, amd64), root by sudo without a password",
+		"vm-ssh":              "(rpm, amd64), root: sudo without a password",
 		"vm-package":          " ✓ vm-package: istio-sidecar 1.31.1",
 		"vm-file-istio-token": " ✓ ",
 		"vm-agent":            " ✓ ",

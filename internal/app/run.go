@@ -54,7 +54,7 @@ func withHint(err error) error {
 // printVM says which VM the run reached, and how it runs as root there.
 func printVM(stdio IO, env *steps.Env) {
 	if env.VM != nil {
-		fmt.Fprintf(stdio.Out, "vm: %s, %s (%s, %s), root by %s\n", env.VM.Target, env.Facts.OS, env.Facts.Family, env.Facts.Arch, env.Facts.Root)
+		fmt.Fprintf(stdio.Out, "vm: %s, %s (%s, %s), root: %s\n", env.VM.Target, env.Facts.OS, env.Facts.Family, env.Facts.Arch, env.Facts.Root)
 	}
 }
 

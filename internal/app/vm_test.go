@@ -107,7 +107,7 @@ func TestOnboardDebianVMAsRootAndRerunChangesNothing(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	t.Log(r.stdout)
-	for _, want := range []string{"Check the VM: Debian GNU/Linux 12", "root by logged in as root", "installed istio-sidecar.deb",
+	for _, want := range []string{"Check the VM: Debian GNU/Linux 12", "root: logged in as root", "installed istio-sidecar.deb",
 		"started /usr/local/bin/istio-start.sh detached from /", "joined:", "generated new workload certificate"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q", want)
