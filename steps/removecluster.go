@@ -25,16 +25,6 @@ import (
 // The control plane and the east-west gateway are never deleted: the summary
 // says how.
 
-// RemoveClusterSteps are the cluster half of remove, in order; all adds the
-// objects that expose istiod.
-func RemoveClusterSteps(all bool) []Step {
-	list := []Step{RemoveWorkloadEntry{}, RemoveWorkloadGroup{}, RemoveNamespace{}}
-	if all {
-		list = append(list, RemoveExposure{}, RemoveEastWest{})
-	}
-	return list
-}
-
 const istioNetworking = "networking.istio.io"
 
 // istioResource is the client of an Istio kind; ok is false when the cluster

@@ -15,11 +15,6 @@ import (
 // last vm2mesh's own directory, whose marker says the package was vm2mesh's.
 // Each step skips what is already gone, so a cut-off remove resumes.
 
-// RemoveVMSteps are the VM half of remove, in order.
-func RemoveVMSteps() []Step {
-	return []Step{RemoveAgent{}, RemoveIptables{}, RemoveVMFiles{}, RemovePackage{}, RemoveHostsLine{}, RemoveVMState{}}
-}
-
 // RemoveAgent stops the agent and keeps it from starting at boot.
 type RemoveAgent struct{}
 

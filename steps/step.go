@@ -145,11 +145,3 @@ func HintOf(err error) string {
 	}
 	return ""
 }
-
-// Steps that the operator may skip after they failed, because later steps can
-// do without them (the operator knows the cluster has what they would make, or
-// wants to look at the VM first).
-func (ControlPlane) Skippable() bool    { return true }
-func (EastWestGateway) Skippable() bool { return true }
-func (ExposeIstiod) Skippable() bool    { return true }
-func (VMVerify) Skippable() bool        { return true }

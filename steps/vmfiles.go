@@ -182,8 +182,3 @@ func (v VMFiles) Run(ctx context.Context, env *Env, out *Output) error {
 	out.Summary("wrote %s into %s (token valid %ds)", strings.Join(vmconfig.FileNames, ", "), env.WorkDir, env.Settings.TokenDuration)
 	return nil
 }
-
-// ClusterSteps are the cluster half of the procedure, in order.
-func ClusterSteps() []Step {
-	return []Step{ControlPlane{}, EastWestGateway{}, ExposeIstiod{}, Namespace{}, WorkloadGroup{}, VMFiles{}}
-}

@@ -19,9 +19,8 @@ import (
 // east-west gateway's istiod port answers from the VM.
 type VMPreflight struct{}
 
-func (VMPreflight) Name() string   { return "vm-preflight" }
-func (VMPreflight) Title() string  { return "Check the VM" }
-func (VMPreflight) ReadOnly() bool { return true }
+func (VMPreflight) Name() string  { return "vm-preflight" }
+func (VMPreflight) Title() string { return "Check the VM" }
 
 // minFreeKB is room for the package and its unpacked files.
 const minFreeKB = 300 * 1024

@@ -152,12 +152,6 @@ func (VMVerify) Run(ctx context.Context, env *Env, out *Output) error {
 		"check that the agent runs (systemctl status istio, or pgrep -f istio-start.sh) and read /var/log/istio/istio.err.log")
 }
 
-// VMSteps are the VM half of the procedure, in order: the package first, as its
-// post-install makes the user and directories the files need.
-func VMSteps() []Step {
-	return []Step{VMPreflight{}, VMPackage{}, VMPlaceFiles{}, VMStart{}, VMVerify{}}
-}
-
 // checksWorkloadEntry: with autoregistration istiod makes the VM a WorkloadEntry;
 // a VM-only run has no cluster to ask.
 func (e *Env) checksWorkloadEntry() bool {
