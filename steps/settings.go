@@ -533,40 +533,70 @@ func LoadAnswers(ctx context.Context, path string, stdin io.Reader) (Settings, e
 	return ParseAnswers(name, data)
 }
 
-// ParseAnswers is LoadAnswers for bytes; name is used in messages.
+// ParseAnswers is LoadAnswers for bytes; name is used in messages. It reads
+// one VM (vm:); a fleet (vms:) is ParseFleet's.
 func ParseAnswers(name string, data []byte) (Settings, error) {
-	s := Defaults()
+	f, err := ParseFleet(name, data)
+	if err != nil {
+		return Settings{}, err
+	}
+	if !f.Single {
+		return Settings{}, fmt.Errorf("%s: lists %d VMs under vms:; this takes one VM: put it under vm:, or use vm2mesh apply, which runs a fleet", name, len(f.VMs))
+	}
+	return f.Settings, nil
+}
+
+// answersFile is the answers file as YAML has it: the settings, and for a
+// fleet the VMs and what they share.
+type answersFile struct {
+	Settings   `yaml:",inline"`
+	VMDefaults VM        `yaml:"vmDefaults"`
+	VMs        []vmEntry `yaml:"vms"`
+}
+
+// vmEntry is one VM of vms: the keys of vm:, its name, and what it may
+// override of the top level (nil: not overridden).
+type vmEntry struct {
+	Name           string  `yaml:"name"`
+	App            *string `yaml:"app"`
+	Namespace      *string `yaml:"namespace"`
+	ServiceAccount *string `yaml:"serviceAccount"`
+	VMNetwork      *string `yaml:"vmNetwork"`
+	VM             `yaml:",inline"`
+}
+
+// decodeAnswers decodes the one YAML document of an answers file over the
+// defaults, refusing unknown keys, a second document and keys without values.
+func decodeAnswers(name string, data []byte) (answersFile, *yaml.Node, error) {
+	a := answersFile{Settings: Defaults()}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) { // empty file: all defaults
+	if err := dec.Decode(&a); err != nil && !errors.Is(err, io.EOF) { // empty file: all defaults
 		msg := err.Error()
 		if m := unknownField.FindAllStringSubmatch(msg, -1); m != nil {
 			var keys []string
 			for _, x := range m {
 				keys = append(keys, fmt.Sprintf("%q (line %s)", x[2], x[1]))
 			}
-			return Settings{}, fmt.Errorf("%s: unknown key %s; see the README for the keys", name, strings.Join(keys, ", "))
+			return a, nil, fmt.Errorf("%s: unknown key %s; see the README for the keys", name, strings.Join(keys, ", "))
 		}
-		return Settings{}, fmt.Errorf("%s: %s; fix the YAML (README.md shows every key with its type)", name, strings.TrimPrefix(msg, "yaml: "))
+		return a, nil, fmt.Errorf("%s: %s; fix the YAML (README.md shows every key with its type)", name, strings.TrimPrefix(msg, "yaml: "))
 	}
 	// A second document would be read by nothing: its settings, silently lost,
 	// could be the ones the operator meant.
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
-		return Settings{}, fmt.Errorf("%s: a second YAML document starts at line %d; an answers file is one document: remove the '---' and merge the keys", name, next.Line)
+		return a, nil, fmt.Errorf("%s: a second YAML document starts at line %d; an answers file is one document: remove the '---' and merge the keys", name, next.Line)
 	} else if !errors.Is(err, io.EOF) {
-		return Settings{}, fmt.Errorf("%s: after the first YAML document: %s; an answers file is one document: remove the '---' and what follows", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		return a, nil, fmt.Errorf("%s: after the first YAML document: %s; an answers file is one document: remove the '---' and what follows", name, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err == nil {
 		if errs := nullValues(&doc, ""); len(errs) > 0 {
-			return Settings{}, fmt.Errorf("%s: %w", name, ValidationError(errs))
+			return a, nil, fmt.Errorf("%s: %w", name, ValidationError(errs))
 		}
 	}
-	if errs := s.Validate(); len(errs) > 0 {
-		return Settings{}, fmt.Errorf("%s: %w", name, ValidationError(errs))
-	}
-	return s, nil
+	return a, &doc, nil
 }
 
 // nullValues finds keys given no value (nothing, ~ or null), which YAML reads
@@ -591,6 +621,10 @@ func nullValues(n *yaml.Node, prefix string) []FieldError {
 				"has no value (line %d; YAML reads nothing, ~ and null as none); give one (quoted \"~\" for the home directory), \"\" for empty, or remove the key for the default", value.Line)})
 		case value.Kind == yaml.MappingNode && prefix == "":
 			errs = append(errs, nullValues(value, key.Value+".")...)
+		case value.Kind == yaml.SequenceNode && prefix == "":
+			for i, item := range value.Content {
+				errs = append(errs, nullValues(item, fmt.Sprintf("%s[%d].", key.Value, i))...)
+			}
 		}
 	}
 	return errs

@@ -204,6 +204,10 @@ func foreignEntries(dir string) (foreign, links []string, err error) {
 	var others []string
 	for _, e := range entries {
 		name := e.Name()
+		if (name == FleetVMsDir || name == FleetGroupsDir) && e.IsDir() {
+			state = true // a fleet's: vm2mesh made this directory
+			continue
+		}
 		if !ownFile(name) {
 			others = append(others, name)
 			continue

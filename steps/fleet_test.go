@@ -1,0 +1,110 @@
+package steps
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const fleetAnswers = `workDir: /srv/fleet
+app: web
+namespace: shop
+vmDefaults:
+  user: admin
+  identityFile: /keys/id
+  package: /pkgs/istio-sidecar.deb
+  agentWait: 30
+vms:
+  - host: 10.0.0.1
+  - name: db-1
+    host: db.internal
+    app: db
+    user: root
+    internalIP: 10.0.0.2
+  - name: web-2
+    host: 10.0.0.3
+    package: /pkgs/istio-sidecar.rpm
+`
+
+func TestParseFleetMergesDefaultsAndOverrides(t *testing.T) {
+	f, err := ParseFleet("answers.yaml", []byte(fleetAnswers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Single || len(f.VMs) != 3 {
+		t.Fatalf("single %v, %d VMs", f.Single, len(f.VMs))
+	}
+	if got := strings.Join(f.Names(), ","); got != "10.0.0.1,db-1,web-2" {
+		t.Errorf("names %s", got)
+	}
+	web1, db, web2 := f.VMs[0].Settings, f.VMs[1].Settings, f.VMs[2].Settings
+	if web1.VM.User != "admin" || web1.VM.IdentityFile != "/keys/id" || web1.VM.AgentWait != 30 || web1.App != "web" {
+		t.Errorf("first VM: %+v", web1.VM)
+	}
+	if db.VM.User != "root" || db.App != "db" || db.Namespace != "shop" || db.VM.InternalIP != "10.0.0.2" || db.VM.IdentityFile != "/keys/id" {
+		t.Errorf("db-1: app %s, %+v", db.App, db.VM)
+	}
+	if web2.VM.Package != "/pkgs/istio-sidecar.rpm" {
+		t.Errorf("web-2's package: %s", web2.VM.Package)
+	}
+	if db.WorkDir != filepath.Join("/srv/fleet", "vms", "db-1") {
+		t.Errorf("db-1's workDir %s", db.WorkDir)
+	}
+	groups := f.Groups()
+	if len(groups) != 2 || groups[0].String() != "shop/web" || groups[1].String() != "shop/db" {
+		t.Errorf("groups %v", groups)
+	}
+	gs := f.GroupSettings(groups[1])
+	if gs.App != "db" || gs.VM.Host != "" || gs.WorkDir != "/srv/fleet/groups/shop.vm.db" {
+		t.Errorf("group settings: app %s, host %q, workDir %s", gs.App, gs.VM.Host, gs.WorkDir)
+	}
+	only, err := f.Limit("web-2, db-1")
+	if err != nil || strings.Join(only.Names(), ",") != "db-1,web-2" {
+		t.Errorf("--limit: %v %v", only.Names(), err)
+	}
+	if _, err := f.Limit("db-1,nope"); err == nil || !strings.Contains(err.Error(), `"nope" is not in the answers file, which has 10.0.0.1, db-1, web-2`) {
+		t.Errorf("--limit nope: %v", err)
+	}
+}
+
+func TestParseFleetKeepsVMFilesAsTheFleetOfOne(t *testing.T) {
+	f, err := ParseFleet("a.yaml", []byte("workDir: /srv/one\nvm:\n  host: 10.0.0.9\n  user: root\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Single || len(f.VMs) != 1 || f.VMs[0].Settings.WorkDir != "/srv/one" || f.VMs[0].Name != "10.0.0.9" {
+		t.Fatalf("%+v", f)
+	}
+	if f.VMs[0].Settings.Hash() != f.Settings.Hash() {
+		t.Error("the fleet of one's settings differ from the file's: its saved progress would be lost")
+	}
+	s, err := ParseAnswers("a.yaml", []byte(fleetAnswers))
+	if err == nil || !strings.Contains(err.Error(), "lists 3 VMs under vms:") {
+		t.Errorf("ParseAnswers of a fleet: %v %+v", err, s.VM)
+	}
+}
+
+func TestParseFleetRefusals(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"both", "vm:\n  host: a\nvms:\n  - host: b\n", "has both vm: and vms:"},
+		{"defaults alone", "vmDefaults:\n  user: root\n", "there is no vms:"},
+		{"empty list", "vms: []\n", "vms: lists no VM"},
+		{"duplicate", "vms:\n  - host: a\n  - host: b\n    name: a\n", `vms[1].name: "a" is the name of vms[0] too`},
+		{"no host", "vms:\n  - name: x\n", "vms[0].host: must be set"},
+		{"bad name", "vms:\n  - host: a\n    name: Web_1\n", `vms[0].name: "Web_1" is not usable`},
+		{"host as name", "vms:\n  - host: My_Host\n", `vms[0].name: is not given, and the host "My_Host"`},
+		{"bad override", "vms:\n  - host: a\n    namespace: Bad\n", "vms[0].namespace: \"Bad\" is not a valid name"},
+		{"bad vm key", "vms:\n  - host: a\n    port: 99999\n", "vms[0].port: 99999 is not a TCP port"},
+		{"unknown key", "vms:\n  - host: a\n    hots: b\n", `unknown key "hots"`},
+		{"unknown default", "vmDefaults:\n  name: x\nvms:\n  - host: a\n", `unknown key "name"`},
+		{"null", "vms:\n  - host: a\n    user:\n", "vms[0].user: has no value"},
+		{"split group", "clusterNetwork: n\nvmNetwork: v\nvms:\n  - host: a\n  - host: b\n    vmNetwork: w\n", "vms[1].vmNetwork: \"w\" differs from \"v\" of vms[0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseFleet("a.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
