@@ -26,9 +26,6 @@ func newFleetPrinter(w io.Writer, f steps.Fleet) *fleetPrinter {
 	for _, vm := range f.VMs {
 		p.width = max(p.width, len(vm.Name))
 	}
-	for _, g := range f.Groups() {
-		p.width = max(p.width, len(groupLabel(g)))
-	}
 	return p
 }
 

@@ -27,6 +27,9 @@ const (
 	isolatedEnv = "VM2MESH_E2E_ISOLATED"
 	binaryEnv   = "VM2MESH_E2E_BINARY"
 	packageEnv  = "VM2MESH_E2E_PACKAGE"
+	// The fleet's RHEL VMs: the same agent as an .rpm, and their base provides.
+	packageRPMEnv  = "VM2MESH_E2E_PACKAGE_RPM"
+	providesRPMEnv = "VM2MESH_E2E_PROVIDES_RPM"
 )
 
 // skipReason is why the tests skip on this machine, or "".
@@ -86,9 +89,14 @@ func prepareAndRunIsolated() (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	rpms, err := testvm.BuildAgentRPM(filepath.Join(dir, "rpm"), agent)
+	if err != nil {
+		return 0, err
+	}
 	cmd := exec.Command(os.Args[0], os.Args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), isolatedEnv+"=1", binaryEnv+"="+binary, packageEnv+"="+pkg)
+	cmd.Env = append(os.Environ(), isolatedEnv+"=1", binaryEnv+"="+binary, packageEnv+"="+pkg,
+		packageRPMEnv+"="+rpms.Sidecar, providesRPMEnv+"="+rpms.BaseProvides)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 	err = cmd.Run()
 	if exit, ok := err.(*exec.ExitError); ok {

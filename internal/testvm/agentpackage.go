@@ -44,9 +44,26 @@ func buildEnvoyStandIn(dir string) ([]byte, error) {
 // where its packaging.mk puts them. Only Envoy is a stand-in
 // (envoyStandIn).
 func BuildAgentPackage(dir, pilotAgent string) (string, error) {
-	istio, err := testcluster.ModuleDir(testcluster.PilotAgent.Module, "istio.io/istio")
+	files, postinst, err := agentTree(dir, pilotAgent)
 	if err != nil {
 		return "", err
+	}
+	control := fmt.Sprintf(`Package: istio-sidecar
+Version: 1.31.1-vm2mesh-%s
+Architecture: amd64
+Maintainer: vm2mesh tests <tests@vm2mesh.invalid>
+Depends: iproute2, iptables, sudo, hostname
+Description: Istio's sidecar package with the real pilot-agent and a stand-in Envoy (vm2mesh tests)
+`, "realagent")
+	return buildDeb(dir, files, postinst, control)
+}
+
+// agentTree is the istio-sidecar package's files and post-install, as
+// BuildAgentPackage describes them.
+func agentTree(dir, pilotAgent string) (map[string]treeFile, string, error) {
+	istio, err := testcluster.ModuleDir(testcluster.PilotAgent.Module, "istio.io/istio")
+	if err != nil {
+		return nil, "", err
 	}
 	read := func(name string) (string, error) {
 		b, err := os.ReadFile(filepath.Join(istio, "tools", "packaging", name))
@@ -54,11 +71,11 @@ func BuildAgentPackage(dir, pilotAgent string) (string, error) {
 	}
 	agent, err := os.ReadFile(pilotAgent)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	envoy, err := buildEnvoyStandIn(filepath.Join(dir, "build"))
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	files := map[string]treeFile{
 		"usr/local/bin/pilot-agent": {string(agent), 0o755},
@@ -73,7 +90,7 @@ func BuildAgentPackage(dir, pilotAgent string) (string, error) {
 	} {
 		data, err := read(name)
 		if err != nil {
-			return "", err
+			return nil, "", err
 		}
 		mode := os.FileMode(0o644)
 		if filepath.Ext(path) == ".sh" {
@@ -83,14 +100,7 @@ func BuildAgentPackage(dir, pilotAgent string) (string, error) {
 	}
 	postinst, err := read("postinst.sh")
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	control := fmt.Sprintf(`Package: istio-sidecar
-Version: 1.31.1-vm2mesh-%s
-Architecture: amd64
-Maintainer: vm2mesh tests <tests@vm2mesh.invalid>
-Depends: iproute2, iptables, sudo, hostname
-Description: Istio's sidecar package with the real pilot-agent and a stand-in Envoy (vm2mesh tests)
-`, "realagent")
-	return buildDeb(dir, files, postinst, control)
+	return files, postinst, nil
 }
