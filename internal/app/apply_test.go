@@ -68,7 +68,7 @@ var istioOnce sync.Once
 // istioInstalled makes the cluster look as it does after `istioctl install`, as
 // far as vm2mesh reads it: Istio's real CRDs, the mesh ConfigMap, and istiod's
 // Deployment (a stand-in object: no node runs its pod).
-func istioInstalled(t *testing.T) {
+func istioInstalled(t testing.TB) {
 	istioOnce.Do(func() {
 		cluster.InstallIstioCRDs(t)
 		cluster.CreateConfigMap(t, "istio-system", "istio", map[string]string{"mesh": meshConfig})

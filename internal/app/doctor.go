@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/vm2mesh/vm2mesh/k8s"
 	"github.com/vm2mesh/vm2mesh/steps"
 	"github.com/vm2mesh/vm2mesh/ui"
 )
@@ -17,6 +19,7 @@ type doctorOptions struct {
 	output      string
 	kubeconfig  string
 	kubeContext string
+	limit       string
 }
 
 func newDoctor(stdio IO) *cobra.Command {
@@ -44,6 +47,7 @@ pins it). Exit 0 when no check failed (warnings do not fail), 1 otherwise.`,
 	f.StringVarP(&o.output, "output", "o", "text", "text, or json (one object per check; see README.md)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (overrides the answers file)")
 	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context (overrides kubeContext in the answers file)")
+	addFleetFlags(cmd, &o.limit, nil, &o.answers)
 	return cmd
 }
 
@@ -53,15 +57,108 @@ type doctorReport struct {
 	Checks []steps.CheckResult `json:"checks"`
 }
 
+// fleetDoctorReport is doctor -o json's document for a fleet: each VM's.
+type fleetDoctorReport struct {
+	OK  bool             `json:"ok"`
+	VMs []vmDoctorReport `json:"vms"`
+}
+
+type vmDoctorReport struct {
+	Name string `json:"name"`
+	doctorReport
+}
+
 var statusMark = map[steps.CheckStatus]string{
 	steps.CheckOK: "✓", steps.CheckFail: "✗", steps.CheckWarn: "!", steps.CheckSkip: "-",
 }
 
 func runDoctor(ctx context.Context, stdio IO, o doctorOptions) error {
-	settings, k8sOpts, err := steps.Resolve(ctx, o.answers, stdio.In, steps.Flags{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
+	fleet, k8sOpts, err := loadFleet(ctx, stdio, o.answers, o.limit, steps.Flags{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
 	if err != nil {
 		return err
 	}
+	if fleet.Single {
+		report, err := doctorOne(ctx, stdio, o, k8sOpts, fleet.Settings)
+		if report == nil {
+			return err
+		}
+		if o.output == "json" {
+			if jerr := encodeJSON(stdio, report); jerr != nil {
+				return jerr
+			}
+		}
+		if err != nil {
+			return err
+		}
+		return doctorOutcome(report.Checks)
+	}
+	// A fleet: each VM's checks in turn, under its name.
+	var all fleetDoctorReport
+	all.OK = true
+	var failed []string
+	for _, vm := range fleet.VMs {
+		if o.output == "text" {
+			fmt.Fprintf(stdio.Out, "== %s\n", vm.Name)
+		}
+		report, err := doctorOne(ctx, stdio, o, k8sOpts, vm.Settings)
+		if report == nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			report = &doctorReport{}
+			if o.output == "text" {
+				fmt.Fprintf(stdio.Out, "%s: %s\n", vm.Name, err)
+			}
+		}
+		all.VMs = append(all.VMs, vmDoctorReport{Name: vm.Name, doctorReport: *report})
+		if !report.OK || err != nil {
+			all.OK = false
+			failed = append(failed, vm.Name)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if o.output == "json" {
+		if err := encodeJSON(stdio, all); err != nil {
+			return err
+		}
+	} else if len(failed) > 0 {
+		fmt.Fprintf(stdio.Out, "doctor: %d of %d VMs failed a check: %s\n", len(failed), len(fleet.VMs), strings.Join(failed, ", "))
+	} else {
+		fmt.Fprintf(stdio.Out, "doctor: all %d VMs passed\n", len(fleet.VMs))
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if len(failed) > 0 {
+		return &shownError{fmt.Errorf("%d VMs failed a check", len(failed))}
+	}
+	return nil
+}
+
+func encodeJSON(stdio IO, v any) error {
+	enc := json.NewEncoder(stdio.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func doctorOutcome(results []steps.CheckResult) error {
+	n := 0
+	for _, r := range results {
+		if r.Status == steps.CheckFail {
+			n++
+		}
+	}
+	if n > 0 {
+		return &shownError{fmt.Errorf("%d checks failed", n)}
+	}
+	return nil
+}
+
+// doctorOne runs the checks of one VM's settings, printing them as text when
+// asked; the report is nil when nothing could be checked.
+func doctorOne(ctx context.Context, stdio IO, o doctorOptions, k8sOpts k8s.Options, settings steps.Settings) (*doctorReport, error) {
 	section := ""
 	print := func(r steps.CheckResult) {
 		if o.output != "text" {
@@ -87,6 +184,7 @@ func runDoctor(ctx context.Context, stdio IO, o doctorOptions) error {
 		prompts = steps.Prompts{}
 	}
 	var results []steps.CheckResult
+	var err error
 	if in, out, ok := terminals(stdio); ok && o.output == "text" && o.answers != "-" {
 		// A terminal: the checks live, as the wizard's doctor page shows them.
 		results, err = ui.RunDoctor(ctx, in, out, ui.RealEngine{K8s: k8sOpts}, settings)
@@ -94,27 +192,15 @@ func runDoctor(ctx context.Context, stdio IO, o doctorOptions) error {
 		results, err = steps.Doctor(ctx, settings, k8sOpts, prompts, print)
 	}
 	if err != nil && results == nil {
-		return err
+		return nil, err
 	}
 	counts := map[steps.CheckStatus]int{}
 	for _, r := range results {
 		counts[r.Status]++
 	}
-	if o.output == "json" {
-		enc := json.NewEncoder(stdio.Out)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(doctorReport{OK: counts[steps.CheckFail] == 0, Checks: results}); jerr != nil {
-			return jerr
-		}
-	} else {
+	if o.output == "text" {
 		fmt.Fprintf(stdio.Out, "doctor: %d ok, %d failed, %d warnings, %d skipped\n",
 			counts[steps.CheckOK], counts[steps.CheckFail], counts[steps.CheckWarn], counts[steps.CheckSkip])
 	}
-	if err != nil {
-		return err // interrupted
-	}
-	if counts[steps.CheckFail] > 0 {
-		return &shownError{fmt.Errorf("%d checks failed", counts[steps.CheckFail])}
-	}
-	return nil
+	return &doctorReport{OK: counts[steps.CheckFail] == 0, Checks: results}, err
 }

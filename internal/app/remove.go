@@ -5,15 +5,42 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/vm2mesh/vm2mesh/k8s"
 	"github.com/vm2mesh/vm2mesh/steps"
 )
 
 type removeOptions struct {
 	applyOptions
 	all bool
+}
+
+// removeFleet removes each VM of a fleet (the ones --limit names) in turn; one
+// that fails does not stop the others.
+func removeFleet(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Options, fleet steps.Fleet) error {
+	var failed []string
+	for _, vm := range fleet.VMs {
+		fmt.Fprintf(stdio.Out, "== %s (%s)\n", vm.Name, vm.Settings.WorkDir)
+		if err := removeOne(ctx, stdio, o, k8sOpts, vm.Settings); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var shown *shownError
+			if !errors.As(err, &shown) {
+				fmt.Fprintf(stdio.Out, "%s: %s\n", vm.Name, withHint(err))
+			}
+			failed = append(failed, vm.Name)
+		}
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(stdio.Out, "%d of %d VMs failed: %s; run the same command again to resume them (--limit %s)\n", len(failed), len(fleet.VMs), strings.Join(failed, ", "), strings.Join(failed, ","))
+		return &shownError{fmt.Errorf("%d VMs failed", len(failed))}
+	}
+	fmt.Fprintf(stdio.Out, "done: %d VMs removed\n", len(fleet.VMs))
+	return nil
 }
 
 func newRemove(stdio IO) *cobra.Command {
@@ -45,6 +72,7 @@ what is already gone and resumes where a failed run stopped.`,
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (overrides the answers file)")
 	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context (overrides kubeContext in the answers file)")
 	f.StringVar(&o.only, "only", "", "run one half: cluster or vm")
+	addFleetFlags(cmd, &o.limit, nil, &o.answers)
 	return cmd
 }
 
@@ -53,14 +81,22 @@ func runRemove(ctx context.Context, stdio IO, o removeOptions) error {
 	if err := steps.CheckOnly(o.only); err != nil {
 		return err
 	}
-	settings, k8sOpts, err := steps.Resolve(ctx, o.answers, stdio.In, steps.Flags{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
+	fleet, k8sOpts, err := loadFleet(ctx, stdio, o.answers, o.limit, steps.Flags{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
 	if err != nil {
 		return err
 	}
-	prompts := runPrompts(stdio, o.answers)
 	if err := consent(stdio, "remove", "deletes from the cluster and the VM", o.answers, o.yes, o.dryRun); err != nil {
 		return err
 	}
+	if !fleet.Single {
+		return removeFleet(ctx, stdio, o, k8sOpts, fleet)
+	}
+	return removeOne(ctx, stdio, o, k8sOpts, fleet.Settings)
+}
+
+// removeOne removes one VM (or, without vm.host, the cluster half alone).
+func removeOne(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Options, settings steps.Settings) error {
+	prompts := runPrompts(stdio, o.answers)
 	env, list, err := steps.PrepareRemove(ctx, settings, k8sOpts, o.only, o.all, prompts)
 	if err != nil {
 		return withHint(err)

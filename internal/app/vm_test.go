@@ -21,7 +21,7 @@ var (
 	packagesErr  error
 )
 
-func standInPackages(t *testing.T) *testvm.StandInPackages {
+func standInPackages(t testing.TB) *testvm.StandInPackages {
 	packagesOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "vm2mesh-standin-packages-")
 		if err != nil {

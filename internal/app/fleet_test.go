@@ -1,0 +1,152 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vm2mesh/vm2mesh/internal/testcluster"
+	"github.com/vm2mesh/vm2mesh/internal/testvm"
+)
+
+// startFleet starts n sandbox VMs side by side; the first one's veth is the
+// gateway's address for all (a stand-in gateway without istiod answers the
+// preflight's probe there).
+func startFleet(t testing.TB, n int) []*testvm.VM {
+	first := testvm.StartAll(t, []testvm.Options{{}})[0]
+	var opts []testvm.Options
+	for range n - 1 {
+		opts = append(opts, testvm.Options{Routes: []string{first.HostAddr}})
+	}
+	vms := append([]*testvm.VM{first}, testvm.StartAll(t, opts)...)
+	testvm.GatewayWithoutIstiodStandIn(t, first.HostAddr)
+	return vms
+}
+
+// fleetAnswers writes a vms: answers file for the VMs (named vm-1, vm-2, ...)
+// in a namespace of its own, with the stand-in package. No istiod runs here,
+// so autoregistration is off: the WorkloadEntry is the e2e test's to check.
+func fleetAnswers(t testing.TB, vms []*testvm.VM) (path, workDir, ns string) {
+	ns = testcluster.UniqueName("fleet")
+	cluster.RootCertWriterStandIn(t, "ROOT CERT OF THE MESH", ns)
+	dir := t.TempDir()
+	workDir = filepath.Join(dir, "work")
+	lines := []string{
+		"kubeconfig: " + cluster.Kubeconfig,
+		"kubeContext: \"\"",
+		"installIstio: never",
+		"gatewayAddress: " + vms[0].HostAddr,
+		"namespace: " + ns,
+		"workDir: " + workDir,
+		"autoregister: false",
+		"vmDefaults:",
+		"  user: root",
+		"  identityFile: " + vms[0].ClientKey,
+		"  sshConfig: " + filepath.Join(dir, "no-ssh-config"),
+		"  knownHostsFile: " + filepath.Join(dir, "known_hosts"),
+		"  package: " + standInPackages(t).Deb,
+		"  agentWait: 30",
+		"vms:",
+	}
+	for i, vm := range vms {
+		lines = append(lines, fmt.Sprintf("  - name: vm-%d", i+1), "    host: "+vm.Addr, "    hostKeyFingerprint: "+vm.Fingerprint)
+	}
+	path = filepath.Join(dir, "fleet.yaml")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, workDir, ns
+}
+
+// A fleet of two with the stand-in agent: apply runs both, each in its own
+// directory with its own token; doctor and remove --limit act on the one named.
+func TestFleetApplyThenDoctorAndRemoveTakeLimit(t *testing.T) {
+	testvm.Skip(t)
+	istioInstalled(t)
+	vms := startFleet(t, 2)
+	path, workDir, _ := fleetAnswers(t, vms)
+	r := run(t, nil, "apply", "-f", path, "--yes")
+	if r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Log(r.stdout)
+	for _, want := range []string{"vm-1 │ ✓ Confirm the agent got its certificate", "vm-2 │ ✓ Place the files", "group ", "summary:", "done: all 2 VMs are in the mesh"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("apply's output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	t1, _ := os.ReadFile(filepath.Join(workDir, "vms", "vm-1", "istio-token"))
+	t2, _ := os.ReadFile(filepath.Join(workDir, "vms", "vm-2", "istio-token"))
+	if len(t1) == 0 || bytes.Equal(t1, t2) {
+		t.Error("the VMs do not have tokens of their own")
+	}
+	// The first VM's veth is the gateway's address for both.
+	assertOnboarded(t, vms[0], filepath.Join(workDir, "vms", "vm-1"))
+	if got := vms[1].MustExec(t, "cat /var/run/secrets/tokens/istio-token"); got != string(t2) {
+		t.Error("vm-2 does not hold the token minted for it")
+	}
+
+	r = run(t, nil, "doctor", "-f", path, "--limit", "vm-2")
+	if !strings.Contains(r.stdout, "== vm-2") || strings.Contains(r.stdout, "== vm-1") {
+		t.Errorf("doctor --limit vm-2:\n%s", r.stdout)
+	}
+	r = run(t, nil, "remove", "-f", path, "--yes", "--limit", "vm-2")
+	if r.code != 0 || !strings.Contains(r.stdout, "== vm-2") || strings.Contains(r.stdout, "vm-1") {
+		t.Fatalf("remove --limit vm-2: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := vms[1].MustExec(t, "dpkg -s istio-sidecar >/dev/null 2>&1 && echo installed || echo absent"); got != "absent\n" {
+		t.Errorf("vm-2 after remove: istio-sidecar %s", got)
+	}
+	if got := vms[0].MustExec(t, "dpkg -s istio-sidecar >/dev/null 2>&1 && echo installed || echo absent"); got != "installed\n" {
+		t.Errorf("vm-1, not named by --limit, after remove: istio-sidecar %s", got)
+	}
+	r = run(t, nil, "apply", "-f", path, "--yes", "--limit", "vm-9")
+	if r.code != 1 || !strings.Contains(r.stderr, `--limit: "vm-9" is not in the answers file, which has vm-1, vm-2`) {
+		t.Errorf("--limit vm-9: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// BenchmarkFleet onboards 1 and then 20 fresh sandbox VMs with one apply each,
+// the cluster half included, and reports the wall time, vm2mesh's CPU time
+// per VM and its peak memory. The VMs run the STAND-IN agent package
+// (internal/testvm): it is vm2mesh's own cost that is measured, not Istio's.
+// hack/bench-fleet runs it and prints the ratio of the wall times.
+func BenchmarkFleet(b *testing.B) {
+	istioInstalled(b)
+	for _, n := range []int{1, 20} {
+		b.Run(fmt.Sprintf("vms=%d", n), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				vms := startFleet(b, n)
+				path, _, _ := fleetAnswers(b, vms)
+				b.StartTimer()
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+				cmd := exec.CommandContext(ctx, binary, "apply", "-f", path, "--yes", "--parallel", "20")
+				var out bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &out
+				err := cmd.Run()
+				cancel()
+				wall := time.Since(start)
+				b.StopTimer()
+				if err != nil {
+					b.Fatalf("apply of %d VMs: %v\n%s", n, err, out.String())
+				}
+				ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+				cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+				b.ReportMetric(wall.Seconds(), "wall-s")
+				b.ReportMetric(float64(cpu.Milliseconds())/float64(n), "cpu-ms/vm")
+				b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MiB")
+				b.ReportMetric(float64(ru.Maxrss)/1024/float64(n), "maxrss-MiB/vm")
+				b.StartTimer()
+			}
+		})
+	}
+}
