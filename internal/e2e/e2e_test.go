@@ -95,7 +95,7 @@ func TestOnboardingEndToEnd(t *testing.T) {
 	t.Run("doctor names each fault and its hint; apply mends it", func(t *testing.T) {
 		s.doctorFaults(t)
 	})
-	t.Run("a fleet: five VMs, deb and rpm, two WorkloadGroups, one failing", s.fleet)
+	t.Run("a fleet of five VMs in two WorkloadGroups (deb and rpm) with one failing", s.fleet)
 	t.Run("token for another audience", func(t *testing.T) {
 		token := s.mintToken(t, "vm2mesh-wrong-audience")
 		out := s.agentFails(t, map[string][]byte{"istio-token": token})
