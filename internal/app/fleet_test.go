@@ -150,3 +150,22 @@ func BenchmarkFleet(b *testing.B) {
 		})
 	}
 }
+
+// Shells complete --limit with the VM names of the -f file, after a comma the
+// ones not given yet; doctor and remove take it too.
+func TestLimitCompletesTheFleetsVMNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleet.yaml")
+	if err := os.WriteFile(path, []byte("vms:\n  - host: 10.0.0.1\n  - name: web-2\n    host: b\n  - name: db\n    host: c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"apply", "doctor", "remove"} {
+		r := run(t, nil, "__complete", cmd, "-f", path, "--limit", "")
+		if !strings.HasPrefix(r.stdout, "10.0.0.1\nweb-2\ndb\n:") {
+			t.Errorf("%s --limit <TAB>: %q", cmd, r.stdout)
+		}
+	}
+	r := run(t, nil, "__complete", "apply", "-f", path, "--limit", "db,")
+	if !strings.HasPrefix(r.stdout, "db,10.0.0.1\ndb,web-2\n:") {
+		t.Errorf("--limit db,<TAB>: %q", r.stdout)
+	}
+}
