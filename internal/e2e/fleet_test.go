@@ -17,8 +17,11 @@ import (
 	"github.com/vm2mesh/vm2mesh/internal/testvm"
 )
 
-// The fleet's second WorkloadGroup: same namespace, its own app and service account.
+// The fleet's namespace (of its own: the stack's remove test expects the
+// stack's namespace to go) and its second WorkloadGroup's app and service
+// account; the first is the stack's app and service account.
 const (
+	fleetNamespace      = "vm-e2e-fleet"
 	fleetApp            = "e2e-fleet"
 	fleetServiceAccount = "vm-e2e-fleet-sa"
 )
@@ -103,7 +106,7 @@ func (s *stack) fleet(t *testing.T) {
 		t.Fatalf("apply with a wrong sudo password: exit %d, want 1", code)
 	}
 	expect(t, out, "deb-a1   │ • done in an earlier run", "sudo refused the password for admin",
-		"1 of 5 VMs failed: deb-sudo", "--limit deb-sudo", "group vm-e2e/"+fleetApp+" │ ✓ Create the WorkloadGroup")
+		"1 of 5 VMs failed: deb-sudo", "--limit deb-sudo", "group "+fleetNamespace+"/"+fleetApp+" │ ✓ Create the WorkloadGroup")
 	for _, f := range fleet[1:4] {
 		expect(t, out, f.name+" "+strings.Repeat(" ", len("deb-sudo")-len(f.name))+"│ ✓ Confirm the agent got its certificate")
 		s.fleetCertificate(t, f)
@@ -127,7 +130,7 @@ func (s *stack) fleet(t *testing.T) {
 		expect(t, out, f.name+" "+strings.Repeat(" ", len("deb-sudo")-len(f.name))+"│ • done in an earlier run")
 	}
 	expect(t, out, "deb-sudo │ ✓ Confirm the agent got its certificate", "done: all 5 VMs are in the mesh")
-	if strings.Contains(out, "group vm-e2e/"+fleetApp) {
+	if strings.Contains(out, "group "+fleetNamespace+"/"+fleetApp) {
 		t.Error("the cluster half of " + fleetApp + " ran again though its VMs were done")
 	}
 	s.fleetCertificate(t, fleet[4])
@@ -154,7 +157,7 @@ func (s *stack) writeFleetAnswers(t *testing.T, workDir string, fleet []*fleetVM
 		"installIstio: auto",
 		"istioctl: " + istioctl,
 		"app: e2e-app",
-		"namespace: " + vmNamespace,
+		"namespace: " + fleetNamespace,
 		"serviceAccount: " + vmServiceAccount,
 		"workDir: " + workDir,
 		"vmDefaults:",
@@ -197,11 +200,11 @@ func (s *stack) fleetCertificate(t *testing.T, f *fleetVM) {
 	if len(chain) == 0 {
 		t.Fatalf("%s: no certificate in /etc/certs/cert-chain.pem", f.name)
 	}
-	want := fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", vmNamespace, f.sa)
+	want := fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", fleetNamespace, f.sa)
 	if leaf := chain[0]; len(leaf.URIs) != 1 || leaf.URIs[0].String() != want {
 		t.Fatalf("%s: the certificate's SPIFFE ID is %v, want %s", f.name, leaf.URIs, want)
 	}
-	cm, err := s.cluster.Kube(t).CoreV1().ConfigMaps(vmNamespace).Get(context.Background(), "istio-ca-root-cert", metav1.GetOptions{})
+	cm, err := s.cluster.Kube(t).CoreV1().ConfigMaps(fleetNamespace).Get(context.Background(), "istio-ca-root-cert", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
