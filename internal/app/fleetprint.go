@@ -149,7 +149,7 @@ func (p *fleetPrinter) summary(ctx context.Context, groups map[steps.Group]error
 			result = string(st.State)
 		}
 		step := st.Title
-		if st.Steps > 0 && st.StepIndex > 0 {
+		if st.Steps > 0 && st.StepIndex > 0 && st.State != steps.VMDoneBefore {
 			step = fmt.Sprintf("%d/%d %s", st.StepIndex, st.Steps, st.Title)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", st.Name, result, step, st.Elapsed().Round(100*time.Millisecond), oneLine(hint))
