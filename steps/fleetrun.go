@@ -291,7 +291,7 @@ func (r *FleetRun) connect(ctx context.Context, v *vmRun) error {
 		return err
 	}
 	r.update(v, func(s *VMStatus) {
-		s.Target, s.OS = env.VM.Target.String(), fmt.Sprintf("%s (%s, %s), root by %s", env.Facts.OS, env.Facts.Family, env.Facts.Arch, env.Facts.Root)
+		s.Target, s.OS = env.VM.Target.String(), fmt.Sprintf("%s (%s, %s), root: %s", env.Facts.OS, env.Facts.Family, env.Facts.Arch, env.Facts.Root)
 	})
 	return nil
 }
