@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"image/color"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/huh/v2"
+	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/vm2mesh/vm2mesh/remote"
@@ -467,5 +469,24 @@ func TestDoctorChosenOnTheFirstPageRunsTheChecksAndEscGoesBack(t *testing.T) {
 	press(m, "esc")
 	if m.page != pageSettings || m.form.action != actionDoctor || m.form.settings().App != "web" {
 		t.Errorf("esc from doctor: page %d, action %s, %+v", m.page, m.form.action, m.form.settings())
+	}
+}
+
+// The palette follows the terminal's background; the dim grey is never ANSI 8
+// (dark Solarized's background).
+func TestThePaletteFollowsTheBackground(t *testing.T) {
+	defer setTheme(true)
+	m := New(context.Background(), &scriptedEngine{}, steps.Defaults(), Options{})
+	m.Update(tea.BackgroundColorMsg{Color: color.White})
+	light := dimStyle.GetForeground()
+	m.Update(tea.BackgroundColorMsg{Color: color.Black})
+	dark := dimStyle.GetForeground()
+	if light == dark {
+		t.Errorf("the same grey on light and dark: %v", light)
+	}
+	for _, c := range []any{light, dark} {
+		if c == lipgloss.Color("8") {
+			t.Errorf("dim is ANSI 8")
+		}
 	}
 }

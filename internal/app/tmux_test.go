@@ -88,7 +88,8 @@ func TestWizardInTmuxOnboardsAVMEndToEnd(t *testing.T) {
 		"  knownHostsFile: "+filepath.Join(t.TempDir(), "known_hosts"),
 		"  package: "+standInPackages(t).Deb,
 		"  agentWait: 30")
-	s := startTmux(t, fmt.Sprintf("%s -f %s", binary, path))
+	logFile := filepath.Join(t.TempDir(), "wizard.log")
+	s := startTmux(t, fmt.Sprintf("%s -f %s --log-file %s", binary, path, logFile))
 
 	// The settings pages come pre-filled from the answers file: walk through
 	// every field with enter.
@@ -123,6 +124,16 @@ func TestWizardInTmuxOnboardsAVMEndToEnd(t *testing.T) {
 	assertOnboarded(t, vm, workDir)
 	s.keys("q")
 	s.waitFor("EXIT=0", 10*time.Second)
+	// The log tells the remote commands too (as their errors show them).
+	log, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"asked: Unknown host", "remote: ", "step vm-verify: done"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the log file lacks %q:\n%s", want, log)
+		}
+	}
 }
 
 func TestWizardHonoursNoColorAndRefusesDumbTerminals(t *testing.T) {
