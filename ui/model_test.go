@@ -2,8 +2,8 @@ package ui
 
 import (
 	"context"
-	"image/color"
 	"errors"
+	"image/color"
 	"os"
 	"path/filepath"
 	"strings"
