@@ -11,7 +11,6 @@ import (
 	"charm.land/bubbles/v2/progress"
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
-	"charm.land/huh/v2"
 
 	"github.com/vm2mesh/vm2mesh/steps"
 )
@@ -136,7 +135,7 @@ func (m *Model) Init() tea.Cmd {
 	cmds := []tea.Cmd{tick, m.bus.listen(), tea.RequestBackgroundColor}
 	switch m.page {
 	case pageSettings:
-		cmds = append(cmds, m.form.huh.Init())
+		cmds = append(cmds, m.form.Init())
 	case pageDoctor:
 		m.startDoctor(pageDoctor)
 	default:
@@ -156,7 +155,7 @@ func (m *Model) Close() {
 func (m *Model) resize() {
 	w, h := max(m.width, 20), max(m.height, 6)
 	if m.form != nil {
-		m.form.huh = m.form.huh.WithWidth(w).WithHeight(max(h-2, 6))
+		m.form.SetSize(w, h)
 	}
 	m.plan.SetSize(w, h)
 	m.run.SetSize(w, h)
@@ -217,15 +216,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 // settingsUpdate hands messages to the settings pages until they are done.
 func (m *Model) settingsUpdate(msg tea.Msg) (tea.Model, tea.Cmd) {
-	fm, cmd := m.form.huh.Update(msg)
-	if f, ok := fm.(*huh.Form); ok {
-		m.form.huh = f
-	}
-	switch m.form.huh.State {
-	case huh.StateAborted:
+	state, cmd := m.form.Update(msg)
+	switch state {
+	case formAborted:
 		m.Outcome = context.Canceled
 		return m, tea.Quit
-	case huh.StateCompleted:
+	case formDone:
 		m.settings = m.form.settings()
 		if m.form.action == actionDoctor {
 			return m, m.startDoctor(pageSettings)
@@ -250,7 +246,7 @@ func (m *Model) backToSettings() (tea.Model, tea.Cmd) {
 	m.form = newForm(m.settings, m.opts.Sources, action)
 	m.page = pageSettings
 	m.resize()
-	return m, m.form.huh.Init()
+	return m, m.form.Init()
 }
 
 func (m *Model) prepared(msg preparedMsg) (tea.Model, tea.Cmd) {
@@ -552,7 +548,7 @@ func (m *Model) View() tea.View {
 	spin := strings.TrimSpace(m.spin.View())
 	switch m.page {
 	case pageSettings:
-		s = truncate(titleStyle.Render("vm2mesh")+dimStyle.Render("  settings · every change is shown before it is made"), m.width) + "\n" + m.form.huh.View()
+		s = m.form.View(m.width)
 	case pagePreparing:
 		s = truncate(spin+" checking the settings, the cluster and the VM…", m.width) + "\n"
 	case pagePlan:

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	tea "charm.land/bubbletea/v2"
 	"charm.land/huh/v2"
 
 	"github.com/vm2mesh/vm2mesh/k8s"
@@ -207,4 +208,38 @@ func sshHosts(path string) []string {
 		}
 	}
 	return hosts
+}
+
+// The settings page: the form under the wizard's title line.
+
+// formState is where the settings page stands after a message.
+type formState int
+
+const (
+	formEditing formState = iota
+	formDone              // every field answered: s and action are final
+	formAborted           // Ctrl+C in the form
+)
+
+func (f *form) SetSize(w, h int) { f.huh = f.huh.WithWidth(w).WithHeight(max(h-2, 6)) }
+
+func (f *form) Init() tea.Cmd { return f.huh.Init() }
+
+// Update hands the message to the form and says where it stands.
+func (f *form) Update(msg tea.Msg) (formState, tea.Cmd) {
+	fm, cmd := f.huh.Update(msg)
+	if h, ok := fm.(*huh.Form); ok {
+		f.huh = h
+	}
+	switch f.huh.State {
+	case huh.StateAborted:
+		return formAborted, nil
+	case huh.StateCompleted:
+		return formDone, nil
+	}
+	return formEditing, cmd
+}
+
+func (f *form) View(width int) string {
+	return truncate(titleStyle.Render("vm2mesh")+dimStyle.Render("  settings · every change is shown before it is made"), width) + "\n" + f.huh.View()
 }
