@@ -365,17 +365,9 @@ func ResolveFleet(ctx context.Context, answers string, stdin io.Reader, f Flags)
 			return Fleet{}, k8s.Options{}, err
 		}
 	}
-	apply := func(s *Settings) {
-		if f.Kubeconfig != "" {
-			s.Kubeconfig = f.Kubeconfig
-		}
-		if f.Context != "" {
-			s.KubeContext = f.Context
-		}
-	}
-	apply(&fleet.Settings)
+	f.Apply(&fleet.Settings)
 	for i := range fleet.VMs {
-		apply(&fleet.VMs[i].Settings)
+		f.Apply(&fleet.VMs[i].Settings)
 	}
-	return fleet, k8s.Options{Kubeconfig: f.Kubeconfig, Context: f.Context}, nil
+	return fleet, f.Options(), nil
 }

@@ -41,13 +41,23 @@ func Resolve(ctx context.Context, answers string, stdin io.Reader, f Flags) (Set
 			return Settings{}, k8s.Options{}, err
 		}
 	}
+	f.Apply(&s)
+	return s, f.Options(), nil
+}
+
+// Apply puts the flags given over s: the flags win (Resolve, ResolveFleet).
+func (f Flags) Apply(s *Settings) {
 	if f.Kubeconfig != "" {
 		s.Kubeconfig = f.Kubeconfig
 	}
 	if f.Context != "" {
 		s.KubeContext = f.Context
 	}
-	return s, k8s.Options{Kubeconfig: f.Kubeconfig, Context: f.Context}, nil
+}
+
+// Options are the flags as k8s.Options, so that errors name them.
+func (f Flags) Options() k8s.Options {
+	return k8s.Options{Kubeconfig: f.Kubeconfig, Context: f.Context}
 }
 
 // AnswersFile is the name the wizard saves the settings it ran with under, in

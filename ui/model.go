@@ -251,6 +251,9 @@ func (m *Model) backToSettings() (tea.Model, tea.Cmd) {
 
 func (m *Model) prepared(msg preparedMsg) (tea.Model, tea.Cmd) {
 	if m.page != pagePreparing {
+		if msg.env != nil {
+			msg.env.Close() // a preflight the operator left
+		}
 		return m, m.bus.listen()
 	}
 	if msg.err != nil {

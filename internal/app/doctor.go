@@ -96,6 +96,7 @@ func runDoctor(ctx context.Context, stdio IO, o doctorOptions) error {
 	var all fleetDoctorReport
 	all.OK = true
 	var failed []string
+	interrupted := false
 	for _, vm := range fleet.VMs {
 		if o.output == "text" {
 			fmt.Fprintf(stdio.Out, "== %s\n", vm.Name)
@@ -115,7 +116,8 @@ func runDoctor(ctx context.Context, stdio IO, o doctorOptions) error {
 			all.OK = false
 			failed = append(failed, vm.Name)
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) { // Ctrl+C in the live checks
+			interrupted = true
 			break
 		}
 	}
@@ -128,8 +130,8 @@ func runDoctor(ctx context.Context, stdio IO, o doctorOptions) error {
 	} else {
 		fmt.Fprintf(stdio.Out, "doctor: all %d VMs passed\n", len(fleet.VMs))
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if interrupted {
+		return context.Canceled
 	}
 	if len(failed) > 0 {
 		return &shownError{fmt.Errorf("%d VMs failed a check", len(failed))}
