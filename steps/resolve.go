@@ -199,3 +199,8 @@ func orderedNode(t reflect.Type, m map[string]any) *yaml.Node {
 	}
 	return n
 }
+
+// ExpandHome is a path of the settings as the run reads it (a leading ~ is the
+// home directory), for front ends that read the same files (the wizard's
+// context picker).
+func ExpandHome(p string) string { return expandHome(p) }

@@ -54,7 +54,7 @@ func runWizard(ctx context.Context, stdio IO, o wizardOptions) error {
 	} else if warning != "" {
 		fmt.Fprintf(stdio.Err, "vm2mesh: warning: %s\n", warning)
 	}
-	uo := ui.Options{AskSettings: true, Only: o.only, Sources: ui.SettingsSources{Kubeconfig: s.Kubeconfig, SSHConfig: s.VM.SSHConfig}}
+	uo := ui.Options{AskSettings: true, Only: o.only, Sources: ui.SettingsSources{Kubeconfig: steps.ExpandHome(s.Kubeconfig), SSHConfig: steps.ExpandHome(s.VM.SSHConfig)}}
 	if o.logFile != "" {
 		// What the engine does, appended; never a secret (ui's tracer).
 		f, err := os.OpenFile(o.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
