@@ -16,6 +16,10 @@ import (
 // ErrNoGatewayAddress: the gateway Service exists but has no address yet.
 var ErrNoGatewayAddress = errors.New("the east-west gateway has no external address")
 
+// ErrGatewayHostUnresolved: the gateway's load balancer gives a hostname that
+// does not resolve here.
+var ErrGatewayHostUnresolved = errors.New("the gateway's load balancer hostname does not resolve")
+
 // GatewayAddress is where VMs reach istiod through the east-west gateway.
 type GatewayAddress struct {
 	IP     string
@@ -51,7 +55,7 @@ func (c *Client) GatewayAddress(ctx context.Context, namespace, service string, 
 		}
 		ip, err := ResolveHost(ctx, r, ing.Hostname)
 		if err != nil {
-			return GatewayAddress{}, fmt.Errorf("the gateway's load balancer hostname %s does not resolve (%v): give its IP as gatewayAddress", ing.Hostname, err)
+			return GatewayAddress{}, fmt.Errorf("%w: %s (%v)", ErrGatewayHostUnresolved, ing.Hostname, err)
 		}
 		return GatewayAddress{IP: ip, Source: "LoadBalancer hostname " + ing.Hostname}, nil
 	}

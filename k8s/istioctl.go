@@ -33,9 +33,9 @@ func FindIstioctl(path string) (string, error) {
 	p, err := exec.LookPath(name)
 	if err != nil {
 		if path == "" {
-			return "", errors.New("istioctl is not on PATH: install it from Istio's release (istioctl x.y must be within one minor of istiod), or set istioctl: in the answers file")
+			return "", errors.New("istioctl is not on PATH: install it from Istio's release (istioctl x.y must be within one minor of istiod)")
 		}
-		return "", fmt.Errorf("istioctl %q cannot be run: %v; fix the istioctl: path in the answers file", path, err)
+		return "", fmt.Errorf("istioctl %q cannot be run: %w", path, err)
 	}
 	return p, nil
 }

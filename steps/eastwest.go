@@ -173,6 +173,9 @@ func (g EastWestGateway) apply(ctx context.Context, env *Env, out *Output) error
 }
 
 func noAddressHint(err error) error {
+	if errors.Is(err, k8s.ErrGatewayHostUnresolved) {
+		return WithHint(err, "give the gateway's IP as gatewayAddress in the answers file")
+	}
 	if errors.Is(err, k8s.ErrNoGatewayAddress) || errors.Is(err, context.DeadlineExceeded) {
 		return WithHint(err, "clusters without a load balancer (kind, bare metal) give the gateway no address: set gatewayAddress in the answers file to an IP of a node or proxy that forwards 15012 and 15017 to the gateway")
 	}

@@ -89,7 +89,10 @@ func Prepare(ctx context.Context, s Settings, o k8s.Options) (*Env, error) {
 	if need {
 		path, err := k8s.FindIstioctl(expandHome(s.Istioctl))
 		if err != nil {
-			return nil, err
+			if s.Istioctl == "" {
+				return nil, WithHint(err, "or set istioctl: in the answers file to its path")
+			}
+			return nil, WithHint(err, "fix the istioctl: path in the answers file")
 		}
 		env.Istioctl = k8s.Istioctl{Path: path, Kubeconfig: o.Kubeconfig, Context: c.Context}
 		v, err := env.Istioctl.ClientVersion(ctx)
