@@ -145,6 +145,7 @@ func runApply(ctx context.Context, stdio IO, o applyOptions) error {
 		return err
 	}
 	out := newFleetPrinter(stdio.Out, fleet)
+	out.only = o.only
 	run := &steps.FleetRun{Fleet: fleet, Only: o.only, Parallel: o.parallel, K8s: k8sOpts, Prompts: prompts, Emit: out.event}
 	warnings, err := run.Check()
 	if err != nil {

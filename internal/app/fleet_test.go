@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -167,5 +168,65 @@ func TestLimitCompletesTheFleetsVMNames(t *testing.T) {
 	r := run(t, nil, "__complete", "apply", "-f", path, "--limit", "db,")
 	if !strings.HasPrefix(r.stdout, "db,10.0.0.1\ndb,web-2\n:") {
 		t.Errorf("--limit db,<TAB>: %q", r.stdout)
+	}
+}
+
+// Interrupted, a fleet exits 130 with every VM's progress saved; the next run
+// resumes each VM. --only cluster: no VM is contacted, each VM's files wait for
+// the root certificate, which appears only after the interrupt.
+func TestFleetInterruptedExits130AndResumesEachVM(t *testing.T) {
+	istioInstalled(t)
+	ns := testcluster.UniqueName("fleetint")
+	dir := t.TempDir()
+	workDir := filepath.Join(dir, "work")
+	path := filepath.Join(dir, "fleet.yaml")
+	yaml := strings.Join([]string{
+		"kubeconfig: " + cluster.Kubeconfig, "kubeContext: \"\"", "installIstio: never", "gatewayAddress: 192.0.2.10",
+		"namespace: " + ns, "workDir: " + workDir,
+		"vms:", "  - name: a", "    host: 192.0.2.11", "  - name: b", "    host: 192.0.2.12", "    app: other", "  - name: c", "    host: 192.0.2.13",
+	}, "\n") + "\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "apply", "-f", path, "--yes", "--only", "cluster")
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for strings.Count(out.String(), "→ Generate the VM's files") < 3 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Fatalf("exit %v, want 130\n%s", err, out.String())
+	}
+	if s := out.String(); !strings.Contains(s, "interrupted: 0 of 3 VMs done; every VM's progress is saved") || !strings.Contains(s, "group "+ns+"/other │ ✓ Create the WorkloadGroup") {
+		t.Errorf("output:\n%s", s)
+	}
+	for _, vm := range []string{"a", "b", "c"} {
+		state, _ := os.ReadFile(filepath.Join(workDir, "vms", vm, ".vm2mesh-state.json"))
+		if !strings.Contains(string(state), `"vm-files"`) || !strings.Contains(string(state), "interrupted") {
+			t.Errorf("%s's state after the interrupt:\n%s", vm, state)
+		}
+	}
+
+	cluster.RootCertWriterStandIn(t, "ROOT", ns)
+	r := run(t, nil, "apply", "-f", path, "--yes", "--only", "cluster")
+	if r.code != 0 {
+		t.Fatalf("resume: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"a │ resuming: the last run failed at vm-files", "c │ ✓ Generate the VM's files", "done: the files of all 3 VMs are in their directories under vms"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("resume output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = run(t, nil, "apply", "-f", path, "--yes", "--only", "cluster")
+	if r.code != 0 || strings.Count(r.stdout, "• done in an earlier run") != 3 || strings.Contains(r.stdout, "group ") {
+		t.Errorf("third run: exit %d\n%s", r.code, r.stdout)
 	}
 }

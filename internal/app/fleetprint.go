@@ -19,6 +19,7 @@ type fleetPrinter struct {
 	single   bool
 	width    int
 	printers map[string]*printer
+	only     string // --only
 }
 
 func newFleetPrinter(w io.Writer, f steps.Fleet) *fleetPrinter {
@@ -98,7 +99,7 @@ func (p *fleetPrinter) resuming(runners []*steps.Runner) {
 		}
 		w := p.w
 		if !p.single {
-			w = prefixWriter{w: p.w, prefix: p.prefix(p.nameOf(r))}
+			w = prefixWriter{w: p.w, prefix: p.prefix(p.nameOf(r)) + " "}
 		}
 		fmt.Fprintf(w, "resuming: the last run failed at %s\n", failed)
 	}
@@ -163,6 +164,10 @@ func (p *fleetPrinter) summary(ctx context.Context, groups map[steps.Group]error
 		fmt.Fprintf(p.w, "%d of %d VMs failed: %s; fix what the hints say and run the same command again: it resumes them and skips the VMs that are done (--limit %s runs only them)\n",
 			len(failed), len(sts), strings.Join(failed, ", "), strings.Join(failed, ","))
 		return &shownError{fmt.Errorf("%d VMs failed: %s", len(failed), strings.Join(failed, ", "))}
+	}
+	if p.only == steps.HalfCluster {
+		fmt.Fprintf(p.w, "done: the files of all %d VMs are in their directories under %s\n", len(sts), steps.FleetVMsDir)
+		return nil
 	}
 	fmt.Fprintf(p.w, "done: all %d VMs are in the mesh\n", len(sts))
 	return nil
