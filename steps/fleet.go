@@ -27,6 +27,19 @@ type Fleet struct {
 	VMs      []FleetVM
 	// Single: a vm: file (or none at all: the cluster half alone).
 	Single bool
+	// left are the VMs --limit left out.
+	left []FleetVM
+}
+
+// Whole says whether every VM of g in the answers file is in the fleet (none
+// was left out by --limit): the group's cluster objects are then theirs alone.
+func (f Fleet) Whole(g Group) bool {
+	for _, vm := range f.left {
+		if GroupOf(vm.Settings) == g {
+			return false
+		}
+	}
+	return true
 }
 
 // FleetVM is one VM of a fleet.
@@ -133,6 +146,8 @@ func (f Fleet) Limit(limit string) (Fleet, error) {
 	for _, vm := range f.VMs {
 		if want[vm.Name] {
 			out.VMs = append(out.VMs, vm)
+		} else {
+			out.left = append(out.left, vm)
 		}
 	}
 	return out, nil

@@ -74,7 +74,7 @@ func TestFleetApplyThenDoctorAndRemoveTakeLimit(t *testing.T) {
 	testvm.Skip(t)
 	istioInstalled(t)
 	vms := startFleet(t, 2)
-	path, workDir, _ := fleetAnswers(t, vms)
+	path, workDir, ns := fleetAnswers(t, vms)
 	r := run(t, nil, "apply", "-f", path, "--yes")
 	if r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -109,6 +109,15 @@ func TestFleetApplyThenDoctorAndRemoveTakeLimit(t *testing.T) {
 	}
 	if got := vms[0].MustExec(t, "dpkg -s istio-sidecar >/dev/null 2>&1 && echo installed || echo absent"); got != "installed\n" {
 		t.Errorf("vm-1, not named by --limit, after remove: istio-sidecar %s", got)
+	}
+	if strings.Contains(r.stdout, "== WorkloadGroup") {
+		t.Errorf("remove --limit vm-2 removed the WorkloadGroup vm-1 is in:\n%s", r.stdout)
+	}
+	// Without --limit: vm-1 goes, then its group's namespace and service
+	// account, which the group's state records creating.
+	r = run(t, nil, "remove", "-f", path, "--yes")
+	if r.code != 0 || !strings.Contains(r.stdout, "== WorkloadGroup "+ns+"/demo") || !strings.Contains(r.stdout, "deleted namespace "+ns) {
+		t.Fatalf("remove: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, nil, "apply", "-f", path, "--yes", "--limit", "vm-9")
 	if r.code != 1 || !strings.Contains(r.stderr, `--limit: "vm-9" is not in the answers file, which has vm-1, vm-2`) {

@@ -35,9 +35,39 @@ func removeFleet(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Opt
 			failed = append(failed, vm.Name)
 		}
 	}
-	if len(failed) > 0 {
-		fmt.Fprintf(stdio.Out, "%d of %d VMs failed: %s; run the same command again to resume them (--limit %s)\n", len(failed), len(fleet.VMs), strings.Join(failed, ", "), strings.Join(failed, ","))
-		return &shownError{fmt.Errorf("%d VMs failed", len(failed))}
+	// A WorkloadGroup whose every VM is gone: its cluster half, as recorded in
+	// its directory (the WorkloadGroup, the namespace and service account
+	// vm2mesh created for it, when nothing else uses them).
+	var groupsFailed []string
+	if o.only != steps.HalfVM {
+		for _, g := range fleet.Groups() {
+			if !fleet.Whole(g) || slices.ContainsFunc(fleet.VMs, func(vm steps.FleetVM) bool {
+				return steps.GroupOf(vm.Settings) == g && slices.Contains(failed, vm.Name)
+			}) {
+				continue
+			}
+			gs := fleet.GroupSettings(g)
+			fmt.Fprintf(stdio.Out, "== WorkloadGroup %s, its VMs removed (%s)\n", g, gs.WorkDir)
+			if err := removeOne(ctx, stdio, o, k8sOpts, gs); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				var shown *shownError
+				if !errors.As(err, &shown) {
+					fmt.Fprintf(stdio.Out, "WorkloadGroup %s: %s\n", g, withHint(err))
+				}
+				groupsFailed = append(groupsFailed, g.String())
+			}
+		}
+	}
+	if len(failed) > 0 || len(groupsFailed) > 0 {
+		if len(failed) > 0 {
+			fmt.Fprintf(stdio.Out, "%d of %d VMs failed: %s; run the same command again to resume them (--limit %s)\n", len(failed), len(fleet.VMs), strings.Join(failed, ", "), strings.Join(failed, ","))
+		}
+		if len(groupsFailed) > 0 {
+			fmt.Fprintf(stdio.Out, "the cluster half of WorkloadGroup %s failed; run the same command again to resume\n", strings.Join(groupsFailed, ", "))
+		}
+		return &shownError{fmt.Errorf("%d VMs and %d WorkloadGroups failed", len(failed), len(groupsFailed))}
 	}
 	fmt.Fprintf(stdio.Out, "done: %d VMs removed\n", len(fleet.VMs))
 	return nil
