@@ -23,6 +23,8 @@ type doctorPage struct {
 	results       []steps.CheckResult
 	running       bool
 	shown         bool  // the first failure was scrolled into view
+	follow        bool  // keep the running check in view (until scrolled)
+	runLine       int   // the running check's line
 	err           error // doctor could not check at all, or was interrupted
 	where         string
 	canBack       bool // esc goes back to the page doctor was opened from
@@ -37,7 +39,7 @@ func newDoctorPage() doctorPage {
 
 // start clears the page for a new run of the checks.
 func (p *doctorPage) start() {
-	p.results, p.running, p.err, p.shown = nil, true, nil, false
+	p.results, p.running, p.err, p.shown, p.follow = nil, true, nil, false, true
 	p.fill("")
 }
 
@@ -120,6 +122,7 @@ func (p *doctorPage) lines(spin string) string {
 				b.WriteString(indent(wrap("   "+warnStyle.Render("hint: ")+r.Hint, p.width), "   ") + "\n")
 			}
 		case i == len(p.results) && p.running:
+			p.runLine = strings.Count(b.String(), "\n")
 			b.WriteString(" " + spin + " " + name + dimStyle.Render(" …") + "\n")
 		default:
 			b.WriteString(dimStyle.Render(" · "+name) + "\n")
@@ -133,11 +136,10 @@ func indent(s, pad string) string { return strings.ReplaceAll(s, "\n", "\n"+pad)
 
 // fill puts the checks in the pane, keeping the running one in view.
 func (p *doctorPage) fill(spin string) {
-	atBottom := p.body.AtBottom()
 	p.body.SetContent(p.lines(spin))
 	switch {
-	case p.running && atBottom:
-		p.body.SetYOffset(len(p.results) + 2 - p.body.Height()/2)
+	case p.running && p.follow:
+		p.body.SetYOffset(max(p.runLine-p.body.Height()+2, 0))
 	case !p.running && !p.shown:
 		// Done: the first failure (else warning) in view, once.
 		p.shown = true
@@ -171,10 +173,12 @@ func (p *doctorPage) key(k tea.KeyPressMsg) action {
 	case key.Matches(k, keys.Quit):
 		return actDone
 	case key.Matches(k, keys.Up):
+		p.follow = false
 		p.body.ScrollUp(1)
 	case key.Matches(k, keys.Down):
 		p.body.ScrollDown(1)
 	case key.Matches(k, keys.PageUp):
+		p.follow = false
 		p.body.PageUp()
 	case key.Matches(k, keys.PageDown):
 		p.body.PageDown()
@@ -182,7 +186,10 @@ func (p *doctorPage) key(k tea.KeyPressMsg) action {
 	return actNone
 }
 
-func (p *doctorPage) wheel(up bool) { scroll(&p.body, up) }
+func (p *doctorPage) wheel(up bool) {
+	p.follow = p.follow && !up
+	scroll(&p.body, up)
+}
 
 func (p *doctorPage) head() string {
 	head := titleStyle.Render("Doctor") + dimStyle.Render(" · read-only checks: nothing changes")

@@ -21,32 +21,57 @@ import (
 	"github.com/vm2mesh/vm2mesh/steps"
 )
 
+// keyAfter is a key pressed once the output shows after.
+type keyAfter struct {
+	after string
+	key   tea.KeyPressMsg
+}
+
 // sizes are the terminal sizes every page's golden is taken at: the usual
 // 80x24, and 60x16, where the step list scrolls and the panes shrink.
 var sizes = []struct{ w, h int }{{80, 24}, {60, 16}}
 
 // goldenRun drives the real program over the model made by mk at each size
-// (pressing enter on the plan first when apply is set, then the keys given)
+// (pressing enter on the plan first when apply is set, then the keys given,
+// each once its page shows)
 // until the output shows text, then compares the final frame, as an ASCII
 // terminal shows it, with testdata/<test>/<size>.golden (go test ./ui -update
 // rewrites them).
-func goldenRun(t *testing.T, mk func(t *testing.T) *Model, apply bool, text string, keys ...tea.KeyPressMsg) {
+func goldenRun(t *testing.T, mk func(t *testing.T) *Model, apply bool, text string, keys ...keyAfter) {
 	t.Helper()
 	for _, sz := range sizes {
 		t.Run(fmt.Sprintf("%dx%d", sz.w, sz.h), func(t *testing.T) {
 			m := mk(t)
 			tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(sz.w, sz.h))
+			// The renderer writes only what changed, so a text may reach the
+			// output in pieces: now and then a full repaint is asked for.
 			wait := func(s string) {
-				teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(s)) },
-					teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+				t.Helper()
+				var seen bytes.Buffer
+				buf := make([]byte, 32<<10)
+				deadline, repaint := time.Now().Add(10*time.Second), time.Now().Add(300*time.Millisecond)
+				for !bytes.Contains(seen.Bytes(), []byte(s)) {
+					if time.Now().After(deadline) {
+						t.Fatalf("the output never showed %q; last:\n%s", s, ansi.Strip(seen.String()))
+					}
+					n, _ := tm.Output().Read(buf)
+					seen.Write(buf[:n])
+					if n == 0 {
+						time.Sleep(20 * time.Millisecond)
+					}
+					if time.Now().After(repaint) {
+						tm.Send(tea.ClearScreen())
+						repaint = time.Now().Add(300 * time.Millisecond)
+					}
+				}
 			}
 			if apply {
 				wait("enter apply")
 				tm.Send(tea.KeyPressMsg{Code: tea.KeyEnter})
 			}
 			for _, k := range keys {
-				wait("quit") // the page before has its help line
-				tm.Send(k)
+				wait(k.after)
+				tm.Send(k.key)
 			}
 			wait(text)
 			if err := tm.Quit(); err != nil {
@@ -227,7 +252,7 @@ func TestGoldenDoctorPage(t *testing.T) {
 		e := scripted(t, onboarding(false, false)...)
 		e.checks = doctorChecks()
 		return model(t, e, Options{})
-	}, true, "doctor: ", tea.KeyPressMsg{Code: 'd', Text: "d"})
+	}, true, "r check again", keyAfter{after: "d doctor", key: tea.KeyPressMsg{Code: 'd', Text: "d"}})
 }
 
 // The doctor page live: checks done, one running, the rest to come.
