@@ -15,6 +15,7 @@ type handshakeClock struct {
 	mu      sync.Mutex
 	conn    net.Conn
 	timer   *time.Timer
+	until   time.Time // the running attempt's deadline; zero while paused
 	paused  int
 	expired bool
 }
@@ -25,7 +26,8 @@ func (c *handshakeClock) start(conn net.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.conn, c.expired, c.paused = conn, false, 0
-	_ = conn.SetDeadline(time.Now().Add(c.d))
+	c.until = time.Now().Add(c.d)
+	_ = conn.SetDeadline(c.until)
 	c.timer = time.AfterFunc(c.d, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -37,11 +39,16 @@ func (c *handshakeClock) start(conn net.Conn) {
 }
 
 // stop ends the attempt's clock; the connection, if kept, has no deadline.
+// The clock ran out if its timer fired or its deadline passed: the connection's
+// deadline can end a read a moment before the timer fires.
 func (c *handshakeClock) stop() (expired bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.timer != nil {
 		c.timer.Stop()
+	}
+	if c.paused == 0 && !c.until.IsZero() && !time.Now().Before(c.until) {
+		c.expired = true
 	}
 	if c.conn != nil && !c.expired {
 		_ = c.conn.SetDeadline(time.Time{})
@@ -56,6 +63,7 @@ func (c *handshakeClock) pause() {
 	c.paused++
 	if c.paused == 1 && c.conn != nil {
 		c.timer.Stop()
+		c.until = time.Time{}
 		_ = c.conn.SetDeadline(time.Time{})
 	}
 }
@@ -65,7 +73,8 @@ func (c *handshakeClock) resume() {
 	defer c.mu.Unlock()
 	c.paused--
 	if c.paused == 0 && c.conn != nil && !c.expired {
-		_ = c.conn.SetDeadline(time.Now().Add(c.d))
+		c.until = time.Now().Add(c.d)
+		_ = c.conn.SetDeadline(c.until)
 		c.timer.Reset(c.d)
 	}
 }
