@@ -22,7 +22,7 @@ func StartAll(t testing.TB, opts []Options) []*VM {
 	errs := make([]error, len(opts))
 	var wg sync.WaitGroup
 	for i, o := range opts {
-		dir := t.TempDir()
+		dir := vmDir(t)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -94,6 +94,19 @@ func Skip(t testing.TB) {
 	}
 }
 
+// vmDir is a directory for one VM's overlay, named apart from the test: a
+// comma in a test's name (t.TempDir) would split the mount's lowerdir=,upperdir=
+// options.
+func vmDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vm2mesh-vm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // Start builds the image if needed and starts a VM; it stops when the test ends.
 func Start(t testing.TB, o Options) *VM {
 	t.Helper()
@@ -102,7 +115,7 @@ func Start(t testing.TB, o Options) *VM {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm, err := start(img, t.TempDir(), o)
+	vm, err := start(img, vmDir(t), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,3 +30,14 @@ func TestVMBehindABastionWithThreeHostKeys(t *testing.T) {
 		t.Errorf("host keys %v", target.HostKeys)
 	}
 }
+
+// A comma in the test's name does not reach the overlay's mount options.
+func TestAVMForATestWithACommaInItsName(t *testing.T) {
+	Skip(t)
+	t.Run("one, two", func(t *testing.T) {
+		vm := Start(t, Options{})
+		if got := vm.MustExec(t, "echo up"); got != "up\n" {
+			t.Fatalf("the VM said %q", got)
+		}
+	})
+}
