@@ -20,9 +20,6 @@ const (
 	ExitInterrupted = 130
 )
 
-// Version is set at build time (goreleaser's ldflags).
-var Version = "dev"
-
 // IO is where a run reads and writes.
 type IO struct {
 	In  io.Reader
@@ -83,19 +80,8 @@ resumes where a failed run stopped.`,
 	root.AddCommand(newGenerate(stdio), newApply(stdio), newVersion(stdio))
 	root.AddCommand(newDoctor(stdio))
 	root.AddCommand(newRemove(stdio))
+	registerCompletions(root)
 	return root
-}
-
-func newVersion(stdio IO) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print vm2mesh's version",
-		Args:  noArgs("vm2mesh version prints the version"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := fmt.Fprintf(stdio.Out, "vm2mesh %s\n", Version)
-			return err
-		},
-	}
 }
 
 func isTerminal(r io.Reader) bool {
