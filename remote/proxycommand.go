@@ -83,7 +83,7 @@ func (c *commandConn) Close() error {
 		c.closed.Store(true)
 		c.w.Close()
 		c.r.Close()
-		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		killProxy(c.cmd.Process)
 		select {
 		case <-c.exited:
 		case <-time.After(5 * time.Second):
