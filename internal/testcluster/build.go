@@ -40,6 +40,9 @@ var (
 	PilotAgent            = Tool{Name: "pilot-agent", Module: "istio", Version: IstioVersion, Package: "istio.io/istio/pilot/cmd/pilot-agent"}
 	// Helm installs Istio from the charts of the istio.io/istio module above.
 	Helm = Tool{Name: "helm", Module: "helm", Version: "v3.22.0", Package: "helm.sh/helm/v3/cmd/helm", LDFlags: "-X helm.sh/helm/v3/internal/version.version=v3.22.0"}
+	// Goreleaser checks .goreleaser.yaml and makes the snapshot release the
+	// release tests install (hack/test).
+	Goreleaser = Tool{Name: "goreleaser", Module: "goreleaser", Version: "v2.16.0", Package: "github.com/goreleaser/goreleaser/v2", LDFlags: "-X main.version=v2.16.0 -X main.builtBy=vm2mesh-hack-tools"}
 )
 
 // ControlPlaneTools start a cluster; EndToEndTools add what the whole onboarding
@@ -47,7 +50,13 @@ var (
 var (
 	ControlPlaneTools = []Tool{Etcd, KubeAPIServer}
 	EndToEndTools     = []Tool{KubeControllerManager, KubeScheduler, Kwok, Istioctl, PilotDiscovery, PilotAgent, Helm}
+	ReleaseTools      = []Tool{Goreleaser} // a cold build is ~3 minutes
 )
+
+// AllTools are the tools prebuild builds.
+func AllTools() []Tool {
+	return append(append(append([]Tool{}, ControlPlaneTools...), EndToEndTools...), ReleaseTools...)
+}
 
 // RepoRoot finds the vm2mesh checkout from the working directory.
 func RepoRoot() (string, error) {

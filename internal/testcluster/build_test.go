@@ -14,8 +14,8 @@ func TestToolVersionsMatchTheirModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	module := map[string]string{"etcd": "go.etcd.io/etcd/server/v3", "kubernetes": "k8s.io/kubernetes", "kwok": "sigs.k8s.io/kwok", "istio": "istio.io/istio", "helm": "helm.sh/helm/v3"}
-	for _, tool := range append(ControlPlaneTools, EndToEndTools...) {
+	module := map[string]string{"etcd": "go.etcd.io/etcd/server/v3", "kubernetes": "k8s.io/kubernetes", "kwok": "sigs.k8s.io/kwok", "istio": "istio.io/istio", "helm": "helm.sh/helm/v3", "goreleaser": "github.com/goreleaser/goreleaser/v2"}
+	for _, tool := range AllTools() {
 		b, err := os.ReadFile(filepath.Join(root, "hack", "tools", tool.Module, "go.mod"))
 		if err != nil {
 			t.Fatal(err)
