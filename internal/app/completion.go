@@ -17,13 +17,9 @@ import (
 // Shell completion that knows the domain. cobra adds the `completion bash|zsh|
 // fish|powershell` command; the functions here answer for flag values. Every
 // command's --context completes the kubeconfig's contexts and --only its two
-// halves (registerCompletions walks the command tree, so a new command gets them
-// without a line of its own). A flag whose values come from the answers file
-// (--limit: the VM names) is registered by its command with completeFromAnswers,
-// wrapped in completeCommaList when it takes a comma-separated list:
-//
-//	_ = cmd.RegisterFlagCompletionFunc("limit", completeCommaList(completeFromAnswers(
-//		func(s steps.Settings) []string { return vmNames(s) })))
+// halves: registerCompletions walks the command tree, so a new command gets them
+// without a line of its own. (--limit, the VM names of the answers file, is
+// registered where it is defined: addFleetFlags in apply.go.)
 
 // registerCompletions gives every command in the tree the completions of the
 // flags it has, unless the command registered its own.
@@ -84,42 +80,6 @@ func completeContexts(cmd *cobra.Command, _ []string, _ string) ([]cobra.Complet
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
-}
-
-// completeFromAnswers offers what list finds in the answers file the command's
-// --file (-f) names. Nothing is offered without a file, for stdin (-), or when
-// the file does not parse: completion never fails loudly.
-func completeFromAnswers(list func(steps.Settings) []string) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		s, ok := answersForCompletion(cmd)
-		if !ok {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		return list(s), cobra.ShellCompDirectiveNoFileComp
-	}
-}
-
-// completeCommaList makes a completion of single values complete a
-// comma-separated list: after "a,b," it offers "a,b,c" for each value c not
-// yet listed.
-func completeCommaList(fn cobra.CompletionFunc) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		values, directive := fn(cmd, args, toComplete)
-		i := strings.LastIndex(toComplete, ",")
-		if i < 0 {
-			return values, directive
-		}
-		prefix := toComplete[:i+1]
-		listed := strings.Split(toComplete[:i], ",")
-		var out []cobra.Completion
-		for _, v := range values {
-			name, _, _ := strings.Cut(v, "\t")
-			if !slices.Contains(listed, name) {
-				out = append(out, prefix+v)
-			}
-		}
-		return out, directive | cobra.ShellCompDirectiveNoSpace
-	}
 }
 
 // answersForCompletion reads the answers file -f names, if any, within a
