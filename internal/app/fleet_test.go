@@ -100,9 +100,13 @@ func TestFleetApplyThenDoctorAndRemoveTakeLimit(t *testing.T) {
 	if !strings.Contains(r.stdout, "== vm-2") || strings.Contains(r.stdout, "== vm-1") {
 		t.Errorf("doctor --limit vm-2:\n%s", r.stdout)
 	}
-	r = run(t, nil, "remove", "-f", path, "--yes", "--limit", "vm-2")
+	// --all with VMs of the file left keeps istiod's exposure: they use it.
+	r = run(t, nil, "remove", "-f", path, "--yes", "--all", "--limit", "vm-2")
 	if r.code != 0 || !strings.Contains(r.stdout, "== vm-2") || strings.Contains(r.stdout, "vm-1") {
 		t.Fatalf("remove --limit vm-2: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "--all: istiod's exposure is kept, as VMs of the answers file are left") || strings.Contains(r.stdout, "Delete istiod") || strings.Contains(r.stdout, "deleted Gateway") {
+		t.Errorf("remove --all --limit vm-2 went for istiod's exposure, which vm-1 uses:\n%s", r.stdout)
 	}
 	if got := vms[1].MustExec(t, "dpkg -s istio-sidecar >/dev/null 2>&1 && echo installed || echo absent"); got != "absent\n" {
 		t.Errorf("vm-2 after remove: istio-sidecar %s", got)
@@ -118,6 +122,13 @@ func TestFleetApplyThenDoctorAndRemoveTakeLimit(t *testing.T) {
 	r = run(t, nil, "remove", "-f", path, "--yes")
 	if r.code != 0 || !strings.Contains(r.stdout, "== WorkloadGroup "+ns+"/demo") || !strings.Contains(r.stdout, "deleted namespace "+ns) {
 		t.Fatalf("remove: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// A VM's run takes its own entry; the group's run the WorkloadGroup and the
+	// namespace; what stays on purpose is said once.
+	vmPart, groupPart, _ := strings.Cut(r.stdout, "== WorkloadGroup ")
+	if strings.Contains(vmPart, "Delete the WorkloadGroup") || strings.Contains(vmPart, "Delete the namespace") ||
+		strings.Contains(groupPart, "Delete the VM's WorkloadEntry") || strings.Count(r.stdout, "left in the cluster, on purpose:") != 1 {
+		t.Errorf("remove of the fleet: the VMs' runs and the group's mixed up:\n%s", r.stdout)
 	}
 	r = run(t, nil, "apply", "-f", path, "--yes", "--limit", "vm-9")
 	if r.code != 1 || !strings.Contains(r.stderr, `--limit: "vm-9" is not in the answers file, which has vm-1, vm-2`) {

@@ -18,13 +18,20 @@ type removeOptions struct {
 	all bool
 }
 
-// removeFleet removes each VM of a fleet (the ones --limit names) in turn; one
-// that fails does not stop the others.
+// removeFleet removes each VM of a fleet (the ones --limit names) in turn, each
+// with its own WorkloadEntry; one that fails does not stop the others. Then the
+// cluster half of each WorkloadGroup none of whose VMs is left, and, with
+// --all and every VM of the file gone, istiod's exposure once.
 func removeFleet(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Options, fleet steps.Fleet) error {
 	var failed []string
+	var left []string
 	for _, vm := range fleet.VMs {
 		fmt.Fprintf(stdio.Out, "== %s (%s)\n", vm.Name, vm.Settings.WorkDir)
-		if err := removeOne(ctx, stdio, o, k8sOpts, vm.Settings); err != nil {
+		l, err := removeOne(ctx, stdio, o, k8sOpts, vm.Settings, vmAndItsEntry)
+		if l != nil {
+			left = l
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -39,16 +46,27 @@ func removeFleet(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Opt
 	// its directory (the WorkloadGroup, the namespace and service account
 	// vm2mesh created for it, when nothing else uses them).
 	var groupsFailed []string
+	everyGroupGone := true
 	if o.only != steps.HalfVM {
-		for _, g := range fleet.Groups() {
+		groups := fleet.Groups()
+		for i, g := range groups {
 			if !fleet.Whole(g) || slices.ContainsFunc(fleet.VMs, func(vm steps.FleetVM) bool {
 				return steps.GroupOf(vm.Settings) == g && slices.Contains(failed, vm.Name)
 			}) {
+				everyGroupGone = false
 				continue
+			}
+			keep := groupHalf
+			if o.all && everyGroupGone && i == len(groups)-1 {
+				keep = groupHalfAndExposure // the last group, every other one gone: no VM of the file is left
 			}
 			gs := fleet.GroupSettings(g)
 			fmt.Fprintf(stdio.Out, "== WorkloadGroup %s, its VMs removed (%s)\n", g, gs.WorkDir)
-			if err := removeOne(ctx, stdio, o, k8sOpts, gs); err != nil {
+			l, err := removeOne(ctx, stdio, o, k8sOpts, gs, keep)
+			if l != nil {
+				left = l
+			}
+			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -57,9 +75,14 @@ func removeFleet(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Opt
 					fmt.Fprintf(stdio.Out, "WorkloadGroup %s: %s\n", g, withHint(err))
 				}
 				groupsFailed = append(groupsFailed, g.String())
+				everyGroupGone = false
 			}
 		}
 	}
+	if o.all && !everyGroupGone {
+		fmt.Fprintln(stdio.Out, "--all: istiod's exposure is kept, as VMs of the answers file are left")
+	}
+	printLeft(stdio, left)
 	if len(failed) > 0 || len(groupsFailed) > 0 {
 		if len(failed) > 0 {
 			fmt.Fprintf(stdio.Out, "%d of %d VMs failed: %s; run the same command again to resume them (--limit %s)\n", len(failed), len(fleet.VMs), strings.Join(failed, ", "), strings.Join(failed, ","))
@@ -71,6 +94,44 @@ func removeFleet(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Opt
 	}
 	fmt.Fprintf(stdio.Out, "done: %d VMs removed\n", len(fleet.VMs))
 	return nil
+}
+
+// Which remove steps a run of a fleet's removal takes: a VM's own (the VM half
+// and its WorkloadEntry), a WorkloadGroup's, and the exposure's once at the end.
+func vmAndItsEntry(s steps.Step) bool {
+	switch s.(type) {
+	case steps.RemoveWorkloadGroup, steps.RemoveNamespace, steps.RemoveExposure, steps.RemoveEastWest:
+		return false
+	}
+	return true
+}
+
+func groupHalf(s steps.Step) bool {
+	switch s.(type) {
+	case steps.RemoveWorkloadGroup, steps.RemoveNamespace:
+		return true
+	}
+	return false
+}
+
+func groupHalfAndExposure(s steps.Step) bool {
+	switch s.(type) {
+	case steps.RemoveExposure, steps.RemoveEastWest:
+		return true
+	}
+	return groupHalf(s)
+}
+
+func everyStep(steps.Step) bool { return true }
+
+func printLeft(stdio IO, left []string) {
+	if len(left) == 0 {
+		return
+	}
+	fmt.Fprintln(stdio.Out, "left in the cluster, on purpose:")
+	for _, l := range left {
+		fmt.Fprintf(stdio.Out, "  %s\n", l)
+	}
 }
 
 func newRemove(stdio IO) *cobra.Command {
@@ -121,15 +182,27 @@ func runRemove(ctx context.Context, stdio IO, o removeOptions) error {
 	if !fleet.Single {
 		return removeFleet(ctx, stdio, o, k8sOpts, fleet)
 	}
-	return removeOne(ctx, stdio, o, k8sOpts, fleet.Settings)
+	left, err := removeOne(ctx, stdio, o, k8sOpts, fleet.Settings, everyStep)
+	if err == nil {
+		printLeft(stdio, left)
+	}
+	return err
 }
 
-// removeOne removes one VM (or, without vm.host, the cluster half alone).
-func removeOne(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Options, settings steps.Settings) error {
+// removeOne removes one VM (or, without vm.host, the cluster half alone),
+// running the steps keep takes; it returns what it leaves in the cluster on
+// purpose, for the caller to print once.
+func removeOne(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Options, settings steps.Settings, keep func(steps.Step) bool) ([]string, error) {
 	prompts := runPrompts(stdio, o.answers)
-	env, list, err := steps.PrepareRemove(ctx, settings, k8sOpts, o.only, o.all, prompts)
+	env, all, err := steps.PrepareRemove(ctx, settings, k8sOpts, o.only, o.all, prompts)
 	if err != nil {
-		return withHint(err)
+		return nil, withHint(err)
+	}
+	var list []steps.Step
+	for _, s := range all {
+		if keep(s) {
+			list = append(list, s)
+		}
 	}
 	defer env.Close()
 	if env.Client != nil {
@@ -139,7 +212,7 @@ func removeOne(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Optio
 	p := &printer{w: stdio.Out}
 	runner := &steps.Runner{Steps: list, Env: env, Emit: p.event, Command: "remove", PlanFile: "remove-plan.sh"}
 	if o.dryRun {
-		return dryRun(ctx, stdio, runner)
+		return nil, dryRun(ctx, stdio, runner)
 	}
 	if st := steps.LoadState(env.WorkDir, settings); st != nil {
 		// The state is apply's too: only a failed remove step is resumed here.
@@ -148,22 +221,19 @@ func removeOne(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Optio
 		}
 	}
 	if err := confirmPlan(ctx, stdio, runner, o.yes, "Remove these?"); err != nil {
-		return err
+		return nil, err
 	}
 	res, err := runSteps(ctx, runner)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if res.Ran == 0 {
 		fmt.Fprintf(stdio.Out, "nothing changed: all %d steps were done already or skipped\n", res.Skipped+res.Checked)
 	} else {
 		fmt.Fprintf(stdio.Out, "done: %d steps ran, %d skipped; %s is kept\n", res.Ran, res.Skipped, env.WorkDir)
 	}
-	if env.Client != nil {
-		fmt.Fprintln(stdio.Out, "left in the cluster, on purpose:")
-		for _, l := range steps.LeftInCluster(env, o.all) {
-			fmt.Fprintf(stdio.Out, "  %s\n", l)
-		}
+	if env.Client == nil {
+		return nil, nil
 	}
-	return nil
+	return steps.LeftInCluster(env, o.all), nil
 }
