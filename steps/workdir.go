@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/vm2mesh/vm2mesh/vmconfig"
 )
@@ -90,7 +89,7 @@ func CheckWorkDir(key, dir string, allowExisting bool, force string) (WorkDir, e
 		if !st.IsDir() {
 			return fail("%s is %s, not a directory, so %s cannot be made; %s", existing, FileKind(st.Mode()), dir, pick)
 		}
-		if syscall.Access(existing, 2 /* W_OK */) != nil {
+		if !writable(existing) {
 			return fail("%s cannot be made: %s is not writable by you; %s", dir, existing, pick)
 		}
 		return WorkDir{Key: key, Path: abs}, nil
@@ -102,8 +101,8 @@ func CheckWorkDir(key, dir string, allowExisting bool, force string) (WorkDir, e
 	if !st.IsDir() {
 		return fail("%s is %s, not a directory; %s", dir, FileKind(st.Mode()), pick)
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Getuid() && !allowExisting {
-		return fail("%s belongs to uid %d, not to you (uid %d): its owner could read the token or swap the files; %s, or %s", dir, sys.Uid, os.Getuid(), pick, force)
+	if uid, ok := ownerUID(st); ok && uid != os.Getuid() && !allowExisting {
+		return fail("%s belongs to uid %d, not to you (uid %d): its owner could read the token or swap the files; %s, or %s", dir, uid, os.Getuid(), pick, force)
 	}
 	foreign, links, err := foreignEntries(resolved)
 	if err != nil {
