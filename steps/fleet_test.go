@@ -3,7 +3,11 @@ package steps
 import (
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/vm2mesh/vm2mesh/remote"
 )
 
 const fleetAnswers = `workDir: /srv/fleet
@@ -106,5 +110,53 @@ func TestParseFleetRefusals(t *testing.T) {
 				t.Errorf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// With HostKeys set, the VMs of a fleet ask about their unknown keys side by
+// side (each with its name), not one after the other as the other prompts do:
+// a UI gathers them into one dialog.
+func TestFleetHostKeysAreAskedTogether(t *testing.T) {
+	f, err := ParseFleet("answers.yaml", []byte(fleetAnswers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan HostKeyQuestion, len(f.VMs))
+	release := make(chan struct{})
+	r := &FleetRun{Fleet: f, Prompts: Prompts{HostKey: func(string, string, string) (remote.HostKeyDecision, error) {
+		t.Error("Prompts.HostKey was asked though HostKeys is set")
+		return remote.RejectHost, nil
+	}}, HostKeys: func(q HostKeyQuestion) (remote.HostKeyDecision, error) {
+		asked <- q
+		<-release // the dialog is answered once every VM has asked
+		return remote.AcceptOnce, nil
+	}}
+	var wg sync.WaitGroup
+	for _, vm := range f.VMs {
+		p := r.prompts(&vmRun{vm: vm, status: VMStatus{Name: vm.Name}})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if d, err := p.HostKey(vm.Settings.VM.Host, "ssh-ed25519", "SHA256:"+vm.Name); err != nil || d != remote.AcceptOnce {
+				t.Errorf("%s: %v, %v", vm.Name, d, err)
+			}
+		}()
+	}
+	got := map[string]string{}
+	for range f.VMs {
+		select {
+		case q := <-asked:
+			got[q.VM] = q.Host + " " + q.Fingerprint
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the questions were not asked together; asked so far: %v", got)
+		}
+	}
+	close(release)
+	wg.Wait()
+	want := map[string]string{"10.0.0.1": "10.0.0.1 SHA256:10.0.0.1", "db-1": "db.internal SHA256:db-1", "web-2": "10.0.0.3 SHA256:web-2"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: asked %q, want %q", k, got[k], v)
+		}
 	}
 }

@@ -69,6 +69,11 @@ type FleetEvent struct {
 	Event
 }
 
+// HostKeyQuestion is one VM's unknown host key, for FleetRun.HostKeys.
+type HostKeyQuestion struct {
+	VM, Host, KeyType, Fingerprint string
+}
+
 // FleetRun runs a fleet: the cluster half once per WorkloadGroup, then every
 // VM's pipeline, Parallel at a time; a VM that fails stops only itself. A vm:
 // file is the fleet of one. Emit hears every event, one at a time.
@@ -82,6 +87,12 @@ type FleetRun struct {
 	K8s      k8s.Options
 	Prompts  Prompts
 	Emit     func(FleetEvent)
+	// HostKeys, when set, is asked about each VM's unknown host key instead of
+	// Prompts.HostKey, with the VM's name, and without waiting for the other
+	// prompts: VMs logging in at once ask together, so that a UI can list
+	// their fingerprints in one dialog. A changed key is refused before it is
+	// asked, as ever. Not used by the fleet of one (Prompts.HostKey is).
+	HostKeys func(HostKeyQuestion) (remote.HostKeyDecision, error)
 	// RedoDone runs VMs whose every step an earlier run did (checking each
 	// again); by default a fleet skips them without contacting them. The fleet
 	// of one always checks again, as it always did.
@@ -312,7 +323,12 @@ func (r *FleetRun) prompts(v *vmRun) Prompts {
 			}
 		}
 	}
-	if q := p.HostKey; q != nil {
+	if q := r.HostKeys; q != nil {
+		name := v.vm.Name
+		p.HostKey = func(host, keyType, fp string) (remote.HostKeyDecision, error) {
+			return q(HostKeyQuestion{VM: name, Host: host, KeyType: keyType, Fingerprint: fp})
+		}
+	} else if q := p.HostKey; q != nil {
 		p.HostKey = func(host, keyType, fp string) (remote.HostKeyDecision, error) {
 			mu.Lock()
 			defer mu.Unlock()
