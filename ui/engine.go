@@ -37,6 +37,8 @@ type Engine interface {
 type RealEngine struct {
 	K8s  k8s.Options
 	Only string // "", "cluster" or "vm"
+	// Parallel is how many VMs of a fleet run at once (0: the default).
+	Parallel int
 }
 
 func (e RealEngine) options() k8s.Options {

@@ -12,6 +12,7 @@ import (
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/vm2mesh/vm2mesh/remote"
 	"github.com/vm2mesh/vm2mesh/steps"
 )
 
@@ -25,6 +26,7 @@ const (
 	pageFailed
 	pageSummary
 	pageDoctor
+	pageFleet // a fleet's plan and run: the table of VMs
 )
 
 // action is what a page's key asks the root to do.
@@ -72,6 +74,11 @@ type Model struct {
 	doctorPage doctorPage
 	doctorFrom page
 	dialog     dialog
+	hostKeys   hostKeysDialog
+	queued     []tea.Msg // questions waiting for the dialog on screen
+	fleet      Fleet
+	fleetCtx   context.Context
+	fleetPage  fleetPage
 	quitting   bool // cancelling: quit when the runner or doctor reports back
 	// Outcome is read by the caller after the program ends: nil, an error, or
 	// context.Canceled (exit 130).
@@ -90,6 +97,11 @@ type Options struct {
 	Only string
 	// Log receives what the engine does (--log-file); nil: nothing.
 	Log io.Writer
+	// Fleet, when set, is a fleet (vms:) to run: its plan and run are the
+	// table of VMs; the settings pages are not shown.
+	Fleet *steps.Fleet
+	// Parallel is how many VMs of a fleet run at once (0: the default).
+	Parallel int
 	// Static freezes the spinner and progress animations, so that every frame
 	// depends on state alone (golden tests; also calmer on slow links).
 	Static bool
@@ -108,12 +120,17 @@ func New(ctx context.Context, engine Engine, s steps.Settings, o Options) *Model
 		summary:    newSummaryPage(data),
 		doctorPage: newDoctorPage(),
 		dialog:     newDialog(),
+		fleetPage:  newFleetPage(),
+	}
+	m.fleetPage.parallel = o.Parallel
+	if o.Parallel <= 0 {
+		m.fleetPage.parallel = steps.DefaultParallel
 	}
 	m.page = pagePreparing
 	if o.Doctor {
 		m.page = pageDoctor
 	}
-	if o.AskSettings {
+	if o.AskSettings && o.Fleet == nil {
 		action := actionApply
 		if o.Doctor {
 			action = actionDoctor
@@ -139,7 +156,11 @@ func (m *Model) Init() tea.Cmd {
 	case pageDoctor:
 		m.startDoctor(pageDoctor)
 	default:
-		m.prepare()
+		if m.opts.Fleet != nil {
+			m.prepareFleet()
+		} else {
+			m.prepare()
+		}
 	}
 	return tea.Batch(cmds...)
 }
@@ -149,6 +170,9 @@ func (m *Model) Close() {
 	if m.env != nil {
 		m.env.Close()
 		m.env = nil
+	}
+	if m.fleet != nil {
+		m.fleet.Close()
 	}
 }
 
@@ -162,7 +186,9 @@ func (m *Model) resize() {
 	m.failed.SetSize(w, h)
 	m.summary.SetSize(w, h)
 	m.doctorPage.SetSize(w, h)
+	m.fleetPage.SetSize(w, h)
 	m.dialog.width = w
+	m.hostKeys.width, m.hostKeys.maxRows = w, (h-5)/2
 }
 
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -182,6 +208,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case spinner.TickMsg:
+		if m.fleet != nil {
+			m.fleetPage.setStatus(m.fleet.Status())
+		}
 		var cmd tea.Cmd
 		m.spin, cmd = m.spin.Update(msg)
 		return m, cmd
@@ -189,8 +218,18 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		var cmd tea.Cmd
 		m.run.bar, cmd = m.run.bar.Update(msg)
 		return m, cmd
-	case promptMsg:
-		return m, tea.Batch(m.dialog.open(msg), m.bus.listen())
+	case promptMsg, hostKeysMsg:
+		return m, tea.Batch(m.ask(msg), m.bus.listen())
+	case fleetPreparedMsg:
+		return m.fleetPrepared(msg)
+	case fleetEventMsg:
+		m.trace.event(msg.Event)
+		m.fleetPage.setStatus(m.fleet.Status())
+		m.fleetPage.event(steps.FleetEvent(msg))
+		m.fleetPage.relog()
+		return m, m.bus.listen()
+	case fleetEndedMsg:
+		return m.fleetEnded(msg)
 	case preparedMsg:
 		return m.prepared(msg)
 	case checkedMsg:
@@ -311,7 +350,7 @@ func (m *Model) showFailure(err error, step int) {
 	m.data.failed = step
 	f := &m.failed
 	f.err, f.hint = err, steps.HintOf(err)
-	f.canBack = step < 0 && m.opts.AskSettings
+	f.canBack = step < 0 && m.opts.AskSettings && m.opts.Fleet == nil
 	f.last = append([]string(nil), m.run.lastLines(6)...)
 	f.fill()
 }
@@ -431,6 +470,8 @@ func (m *Model) wheel(up bool) {
 		m.summary.wheel(up)
 	case pageDoctor:
 		m.doctorPage.wheel(up)
+	case pageFleet:
+		m.fleetPage.wheel(up)
 	}
 }
 
@@ -438,6 +479,10 @@ func (m *Model) wheel(up bool) {
 // Progress is saved by the runner as each step ends.
 func (m *Model) interrupt() (tea.Model, tea.Cmd) {
 	switch {
+	case m.fleet != nil && m.fleetPage.busy == 0:
+		m.cancel()
+		m.Outcome = context.Canceled
+		return m, tea.Quit
 	case m.cancel != nil:
 		m.quitting = true
 		m.cancel() // the runner reports back, then we quit
@@ -452,12 +497,26 @@ func (m *Model) interrupt() (tea.Model, tea.Cmd) {
 }
 
 func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	if m.hostKeys.isOpen() {
+		if key.Matches(k, keys.Interrupt) {
+			m.hostKeys.answer(func(int) remote.HostKeyDecision { return remote.RejectHost }, context.Canceled)
+			m.queued = nil
+			return m.interrupt()
+		}
+		m.hostKeys.key(k)
+		return m, m.next()
+	}
 	if m.dialog.prompt != nil {
 		if key.Matches(k, keys.Interrupt) {
 			m.dialog.answer(promptReply{err: context.Canceled})
+			m.queued = nil
 			return m.interrupt()
 		}
-		return m, m.dialog.key(k)
+		cmd := m.dialog.key(k)
+		if m.dialog.prompt == nil {
+			return m, tea.Batch(cmd, m.next())
+		}
+		return m, cmd
 	}
 	if m.quitting {
 		return m, nil
@@ -484,6 +543,8 @@ func (m *Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		a = m.summary.key(k)
 	case pageDoctor:
 		a = m.doctorPage.key(k)
+	case pageFleet:
+		return m.fleetDo(m.fleetPage.key(k))
 	}
 	return m.do(a)
 }
@@ -553,7 +614,11 @@ func (m *Model) View() tea.View {
 	case pageSettings:
 		s = m.form.View(m.width)
 	case pagePreparing:
-		s = truncate(spin+" checking the settings, the cluster and the VM…", m.width) + "\n"
+		what := "the VM"
+		if m.opts.Fleet != nil {
+			what = "the VMs"
+		}
+		s = truncate(spin+" checking the settings, the cluster and "+what+"…", m.width) + "\n"
 	case pagePlan:
 		s = m.plan.View()
 	case pageRun:
@@ -564,8 +629,13 @@ func (m *Model) View() tea.View {
 		s = m.summary.View()
 	case pageDoctor:
 		s = m.doctorPage.View(spin)
+	case pageFleet:
+		s = m.fleetPage.View(spin)
 	}
-	if m.dialog.prompt != nil {
+	switch {
+	case m.hostKeys.isOpen():
+		s += "\n" + m.hostKeys.View()
+	case m.dialog.prompt != nil:
 		s += "\n" + m.dialog.View()
 	}
 	v := tea.NewView(s)

@@ -87,6 +87,10 @@ type scriptedEngine struct {
 	// doctor's
 	checks      []steps.CheckResult
 	blockDoctor bool
+	// a fleet's
+	fleet     *scriptedFleet
+	hostKeys  bool
+	decisions []remote.HostKeyDecision
 }
 
 func (e *scriptedEngine) Prepare(ctx context.Context, s steps.Settings, p steps.Prompts) (*steps.Env, []steps.Step, error) {

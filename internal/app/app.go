@@ -72,6 +72,7 @@ resumes where a failed run stopped.`,
 	f.StringVar(&wiz.kubeContext, "context", "", "kubeconfig context")
 	f.StringVar(&wiz.only, "only", "", "run one half: cluster or vm")
 	f.StringVar(&wiz.logFile, "log-file", "", "write the wizard's debug log here")
+	addFleetFlags(root, &wiz.limit, &wiz.parallel, &wiz.answers)
 	root.SetFlagErrorFunc(flagError)
 	root.Args = noArgs("the commands are apply, generate and version; the wizard takes only flags (vm2mesh --help)")
 	root.SetIn(stdio.In)

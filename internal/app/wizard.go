@@ -19,6 +19,8 @@ import (
 
 type wizardOptions struct {
 	answers, kubeconfig, kubeContext, only, logFile string
+	limit                                           string
+	parallel                                        int
 }
 
 // runWizard starts the TUI when there is a terminal for it, and otherwise says
@@ -32,29 +34,52 @@ func runWizard(ctx context.Context, stdio IO, o wizardOptions) error {
 	if o.answers == "-" {
 		return errors.New("-f -: the wizard reads the terminal, not answers from stdin; give the answers file's path, or run vm2mesh apply -f - --yes")
 	}
+	if o.parallel < 1 {
+		return fmt.Errorf("--parallel %d: give how many VMs run at once, 1 or more (default %d)", o.parallel, steps.DefaultParallel)
+	}
 	// The one place the settings are decided: the picker shows, and the run
-	// uses, --context over the answers file's kubeContext.
-	s, k8sOpts, err := steps.Resolve(ctx, o.answers, nil, steps.Flags{Kubeconfig: o.kubeconfig, Context: o.kubeContext})
+	// uses, --context over the answers file's kubeContext. A vms: file is a
+	// fleet: its table of VMs replaces the settings pages.
+	flags := steps.Flags{Kubeconfig: o.kubeconfig, Context: o.kubeContext}
+	fleet, k8sOpts, err := loadFleet(ctx, stdio, o.answers, o.limit, flags)
 	if err != nil {
 		return err
 	}
+	s := fleet.Settings
 	if err := checkLogFile(o.logFile); err != nil {
 		return err
 	}
-	local, err := steps.CheckStart(s, k8sOpts, o.only)
-	if err != nil {
-		return err
+	var warnings []string
+	if fleet.Single {
+		local, err := steps.CheckStart(s, k8sOpts, o.only)
+		if err != nil {
+			return err
+		}
+		if _, _, ok := terminals(stdio); ok {
+			if warning, err := local.WorkDir.Tighten(); err != nil {
+				return err
+			} else if warning != "" {
+				warnings = append(warnings, warning)
+			}
+		}
+	} else {
+		// Every VM's settings, each error named by its key, before the terminal.
+		run := &steps.FleetRun{Fleet: fleet, Only: o.only, K8s: k8sOpts}
+		if warnings, err = run.Check(); err != nil {
+			return err
+		}
 	}
 	in, out, ok := terminals(stdio)
 	if !ok {
 		return errors.New("the wizard needs an interactive terminal (this is not one, or TERM=dumb): run `vm2mesh apply -f answers.yaml` instead (see README.md)")
 	}
-	if warning, err := local.WorkDir.Tighten(); err != nil {
-		return err
-	} else if warning != "" {
-		fmt.Fprintf(stdio.Err, "vm2mesh: warning: %s\n", warning)
+	for _, w := range warnings {
+		fmt.Fprintf(stdio.Err, "vm2mesh: warning: %s\n", w)
 	}
-	uo := ui.Options{AskSettings: true, Only: o.only, Sources: ui.SettingsSources{Kubeconfig: steps.ExpandHome(s.Kubeconfig), SSHConfig: steps.ExpandHome(s.VM.SSHConfig)}}
+	uo := ui.Options{AskSettings: fleet.Single, Only: o.only, Parallel: o.parallel, Sources: ui.SettingsSources{Kubeconfig: steps.ExpandHome(s.Kubeconfig), SSHConfig: steps.ExpandHome(s.VM.SSHConfig)}}
+	if !fleet.Single {
+		uo.Fleet = &fleet
+	}
 	if o.logFile != "" {
 		// What the engine does, appended; never a secret (ui's tracer).
 		f, err := os.OpenFile(o.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -65,7 +90,7 @@ func runWizard(ctx context.Context, stdio IO, o wizardOptions) error {
 		fmt.Fprintf(f, "%s vm2mesh %s wizard started\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), Version)
 		uo.Log = f
 	}
-	m := ui.New(ctx, ui.RealEngine{K8s: k8sOpts, Only: o.only}, s, uo)
+	m := ui.New(ctx, ui.RealEngine{K8s: k8sOpts, Only: o.only, Parallel: o.parallel}, s, uo)
 	defer m.Close()
 	_, err = tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out)).Run()
 	switch {
