@@ -108,6 +108,8 @@ func (f *scriptedFleet) Close() {}
 // when hostKeys is set), then hands out the scripted fleet.
 func (e *scriptedEngine) PrepareFleet(ctx context.Context, fl steps.Fleet, h FleetHooks) (Fleet, error) {
 	e.fleet.emit = h.Emit
+	// The logins' events come before the fleet does, as the real one's.
+	h.Emit(steps.FleetEvent{VM: e.fleet.st[0].Name, Event: steps.Event{Step: steps.ConnectStep, Kind: steps.Log, Text: "ssh: connecting"}})
 	if e.hostKeys {
 		var wg sync.WaitGroup
 		e.decisions = make([]remote.HostKeyDecision, len(e.fleet.st))

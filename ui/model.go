@@ -224,7 +224,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m.fleetPrepared(msg)
 	case fleetEventMsg:
 		m.trace.event(msg.Event)
-		m.fleetPage.setStatus(m.fleet.Status())
+		if m.fleet != nil { // nil while the VMs log in
+			m.fleetPage.setStatus(m.fleet.Status())
+		}
 		m.fleetPage.event(steps.FleetEvent(msg))
 		m.fleetPage.relog()
 		return m, m.bus.listen()
