@@ -1,6 +1,8 @@
 package steps
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -158,5 +160,75 @@ func TestFleetHostKeysAreAskedTogether(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s: asked %q, want %q", k, got[k], v)
 		}
+	}
+}
+
+// failingStepStandIn is a stand-in step: it fails while fail is set.
+type failingStepStandIn struct {
+	name string
+	fail *bool
+	runs int
+}
+
+func (s *failingStepStandIn) Name() string                                { return s.name }
+func (s *failingStepStandIn) Title() string                               { return "Stand-in " + s.name }
+func (s *failingStepStandIn) Check(context.Context, *Env) (Status, error) { return Status{}, nil }
+func (s *failingStepStandIn) Plan(*Env) ([]Action, error)                 { return nil, nil }
+func (s *failingStepStandIn) Run(context.Context, *Env, *Output) error {
+	s.runs++
+	if *s.fail {
+		return errors.New("stand-in failure")
+	}
+	return nil
+}
+
+// The wizard's single VM runs as the fleet of one: Run fails it at its step,
+// Retry with that step in Skip goes on past it, as a Runner's Skip does.
+func TestFleetOfOneRunsRetriesAndSkips(t *testing.T) {
+	fail := true
+	a, b := &failingStepStandIn{name: "a", fail: new(bool)}, &failingStepStandIn{name: "b", fail: &fail}
+	var events []FleetEvent
+	s := Defaults()
+	s.WorkDir = t.TempDir()
+	r := FleetOfOne(s, &Env{WorkDir: s.WorkDir, Settings: s}, []Step{a, b}, func(e FleetEvent) { events = append(events, e) })
+	st := r.Run(context.Background())[0]
+	if st.State != VMFailed || st.Step != "b" || st.StepIndex != 2 || st.Err == nil {
+		t.Fatalf("after Run: %+v", st)
+	}
+	r.Skip = map[string]bool{"b": true}
+	if err := r.Retry(context.Background(), "vm"); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Status()[0]; st.State != VMDone || b.runs != 1 {
+		t.Errorf("after Retry skipping b: %+v, b ran %d times", st, b.runs)
+	}
+	if len(events) == 0 || events[0].VM != "vm" {
+		t.Errorf("events: %+v", events)
+	}
+}
+
+// More hosts listed in the wizard beside the VM's make a fleet: the first VM
+// keeps its pin, the others share its other VM keys, each named by host.
+func TestFleetOfHostsIsTheFleetItsAnswersSay(t *testing.T) {
+	s := Defaults()
+	s.WorkDir, s.App = "/srv/w", "web"
+	s.VM.Host, s.VM.User, s.VM.IdentityFile, s.VM.HostKeyFingerprint, s.VM.Package = "10.0.0.1", "admin", "/keys/id", "SHA256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "/p/istio-sidecar.deb"
+	f, data, err := FleetOfHosts(s, []string{"10.0.0.2", " ", "web-3.internal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Single || strings.Join(f.Names(), ",") != "10.0.0.1,10.0.0.2,web-3.internal" {
+		t.Fatalf("names %v:\n%s", f.Names(), data)
+	}
+	if v := f.VMs[0].Settings.VM; v.HostKeyFingerprint != "SHA256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" || v.User != "admin" {
+		t.Errorf("first VM: %+v", v)
+	}
+	if v := f.VMs[2].Settings; v.VM.HostKeyFingerprint != "" || v.VM.User != "admin" || v.VM.IdentityFile != "/keys/id" || v.VM.Package != "/p/istio-sidecar.deb" || v.App != "web" ||
+		v.WorkDir != filepath.Join("/srv/w", "vms", "web-3.internal") {
+		t.Errorf("third VM: %+v\n%s", v, data)
+	}
+	s.VM.Host = ""
+	if _, _, err := FleetOfHosts(s, []string{"10.0.0.2"}); err == nil || !strings.Contains(err.Error(), "vm.host") {
+		t.Errorf("no first host: %v", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/vm2mesh/vm2mesh/k8s"
 	"github.com/vm2mesh/vm2mesh/remote"
 )
@@ -93,6 +95,9 @@ type FleetRun struct {
 	// their fingerprints in one dialog. A changed key is refused before it is
 	// asked, as ever. Not used by the fleet of one (Prompts.HostKey is).
 	HostKeys func(HostKeyQuestion) (remote.HostKeyDecision, error)
+	// Skip names steps every VM skips when they run (the wizard's "skip the
+	// failed step"); set it only while nothing runs.
+	Skip map[string]bool
 	// RedoDone runs VMs whose every step an earlier run did (checking each
 	// again); by default a fleet skips them without contacting them. The fleet
 	// of one always checks again, as it always did.
@@ -361,6 +366,18 @@ func (r *FleetRun) prompts(v *vmRun) Prompts {
 	return p
 }
 
+// FleetOfOne is the fleet of one (a vm: file) whose preflight is done: env,
+// with its cluster and its VM's connection, and the steps to run. The wizard
+// runs a single VM through it (Run, then Retry), as apply does.
+func FleetOfOne(s Settings, env *Env, list []Step, emit func(FleetEvent)) *FleetRun {
+	vm := FleetVM{Name: "vm", Settings: s}
+	r := &FleetRun{Fleet: Fleet{Settings: s, VMs: []FleetVM{vm}, Single: true}, Emit: emit, cluster: env}
+	run := &vmRun{vm: vm, vmHalf: env.VM != nil, status: VMStatus{Name: vm.Name, Group: GroupOf(s), WorkDir: env.WorkDir, State: VMPending, Steps: len(list)}}
+	run.runner = &Runner{Steps: list, Env: env, Emit: r.vmEmitter(run)}
+	r.vms = append(r.vms, run)
+	return r
+}
+
 // Runners are the pipelines that will run, the groups' first: for a plan or a
 // dry run. A VM done before, or failed at its login, has none.
 func (r *FleetRun) Runners() []*Runner {
@@ -471,6 +488,7 @@ func (r *FleetRun) runVM(ctx context.Context, v *vmRun) error {
 			return err
 		}
 	}
+	v.runner.Skip = r.Skip
 	res, err := v.runner.Run(ctx)
 	r.finish(v, res, err, "", "")
 	if !r.Fleet.Single {
@@ -588,4 +606,62 @@ func (r *FleetRun) vmEmitter(v *vmRun) func(Event) {
 
 func (r *FleetRun) groupEmitter(g Group) func(Event) {
 	return func(e Event) { r.emit(FleetEvent{Group: g, Event: e}) }
+}
+
+// FleetOfHosts is the fleet the wizard's settings make when more hosts are
+// listed beside the VM's: s's VM first, then one VM per host, each with s's
+// VM keys but its own host (no pin, no internalIP: those are the first VM's
+// alone), named by host. It is built as the answers file that says so would
+// be (ParseFleet), which it also returns, to save for a replay.
+func FleetOfHosts(s Settings, hosts []string) (Fleet, []byte, error) {
+	if s.VM.Host == "" {
+		return Fleet{}, nil, FieldError{Key: "vm.host", Problem: "is empty, but more hosts are listed: a fleet starts with the VM's host; fill it in, or empty the list"}
+	}
+	shared := s.VM
+	shared.Host, shared.HostKeyFingerprint, shared.InternalIP = "", "", ""
+	top := s
+	top.VM = VM{}
+	data, err := top.AnswersYAML("")
+	if err != nil {
+		return Fleet{}, nil, err
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return Fleet{}, nil, err
+	}
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	delete(doc, "vm")
+	def, err := toMap(shared)
+	if err != nil {
+		return Fleet{}, nil, err
+	}
+	base, err := toMap(Defaults().VM)
+	if err != nil {
+		return Fleet{}, nil, err
+	}
+	if m := nonDefault(def, base); len(m) > 0 {
+		doc["vmDefaults"] = m
+	}
+	first := map[string]any{"host": s.VM.Host}
+	if s.VM.HostKeyFingerprint != "" {
+		first["hostKeyFingerprint"] = s.VM.HostKeyFingerprint
+	}
+	if s.VM.InternalIP != "" {
+		first["internalIP"] = s.VM.InternalIP
+	}
+	vms := []any{first}
+	for _, h := range hosts {
+		if h = strings.TrimSpace(h); h != "" {
+			vms = append(vms, map[string]any{"host": h})
+		}
+	}
+	doc["vms"] = vms
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return Fleet{}, nil, err
+	}
+	f, err := ParseFleet("the wizard's settings", out)
+	return f, out, err
 }

@@ -48,8 +48,23 @@ func (e RealEngine) options() k8s.Options {
 	return o
 }
 
+// Prepare is the preflight of the fleet of one (steps.FleetRun, as apply's):
+// the local checks, the cluster, the login to the VM; a failed login is the
+// preflight's error.
 func (e RealEngine) Prepare(ctx context.Context, s steps.Settings, p steps.Prompts) (*steps.Env, []steps.Step, error) {
-	return steps.PrepareRun(ctx, s, e.options(), e.Only, p)
+	run := &steps.FleetRun{Fleet: steps.Fleet{Settings: s, VMs: []steps.FleetVM{{Name: "vm", Settings: s}}, Single: true},
+		Only: e.Only, K8s: e.options(), Prompts: p}
+	if _, err := run.Check(); err != nil {
+		return nil, nil, err
+	}
+	if err := run.Prepare(ctx); err != nil {
+		return nil, nil, err
+	}
+	if st := run.Status()[0]; st.State == steps.VMFailed || st.State == steps.VMInterrupted {
+		run.Close()
+		return nil, nil, st.Err
+	}
+	return run.Env(), run.Runners()[0].Steps, nil
 }
 
 func (e RealEngine) Doctor(ctx context.Context, s steps.Settings, p steps.Prompts, each func(steps.CheckResult)) ([]steps.CheckResult, error) {
@@ -245,21 +260,34 @@ func (m *Model) check() {
 	}()
 }
 
-// startRun starts the runner; its events come through the bus (and the trace).
+// startRun runs the steps as the fleet of one (steps.FleetRun, the engine of
+// apply and of the wizard's fleets): Run the first time, Retry after; its
+// events come through the bus (and the trace).
 func (m *Model) startRun() {
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.cancel = cancel
 	b, tr := m.bus, m.trace
+	if m.one == nil {
+		m.one = steps.FleetOfOne(m.settings, m.env, m.data.stepsOf(), func(e steps.FleetEvent) {
+			tr.event(e.Event)
+			b <- eventMsg(e.Event)
+		})
+	}
 	skip := make(map[string]bool, len(m.skip))
 	for k, v := range m.skip {
 		skip[k] = v
 	}
-	r := &steps.Runner{Steps: m.data.stepsOf(), Env: m.env, Skip: skip, Emit: func(e steps.Event) {
-		tr.event(e)
-		b <- eventMsg(e)
-	}}
+	run, first := m.one, !m.ranOnce
+	run.Skip, m.ranOnce = skip, true
 	go func() {
-		res, err := r.Run(ctx)
+		var st steps.VMStatus
+		if first {
+			st = run.Run(ctx)[0]
+		} else {
+			_ = run.Retry(ctx, "vm")
+			st = run.Status()[0]
+		}
+		res, err := st.Result, st.Err
 		tr.printf("run ended: %d ran, %d skipped, error: %v", res.Ran, res.Skipped, err)
 		b <- ranMsg{res: res, err: err}
 	}()

@@ -77,6 +77,8 @@ type Model struct {
 	hostKeys   hostKeysDialog
 	queued     []tea.Msg // questions waiting for the dialog on screen
 	fleet      Fleet
+	one        *steps.FleetRun // a vm: file's run: the fleet of one
+	ranOnce    bool
 	fleetCtx   context.Context
 	fleetPage  fleetPage
 	quitting   bool // cancelling: quit when the runner or doctor reports back
@@ -277,6 +279,7 @@ func (m *Model) settingsUpdate(msg tea.Msg) (tea.Model, tea.Cmd) {
 // backToSettings shows the settings again with every value as it was.
 func (m *Model) backToSettings() (tea.Model, tea.Cmd) {
 	m.Close()
+	m.one, m.ranOnce = nil, false
 	m.data.setSteps(nil)
 	m.plan.cursor, m.skip = 0, map[string]bool{}
 	m.run = newRunPage(m.data, m.opts.Static)
