@@ -74,6 +74,7 @@ type fleetPage struct {
 	selected      int
 	chosen        bool // the operator picked a VM; otherwise the selection follows the run
 	planned       bool // the plan: nothing has run yet
+	canBack       bool // esc on the plan goes back to the settings (they made the fleet)
 	busy          int  // the run and the retries going on
 	parallel      int
 	log           viewport.Model
@@ -82,8 +83,11 @@ type fleetPage struct {
 	width, height int
 }
 
-func newFleetPage() fleetPage {
-	return fleetPage{logs: map[string][]string{}, failShown: map[string]bool{}, log: viewport.New(), follow: true, planned: true}
+func newFleetPage(parallel int) fleetPage {
+	if parallel <= 0 {
+		parallel = steps.DefaultParallel
+	}
+	return fleetPage{parallel: parallel, logs: map[string][]string{}, failShown: map[string]bool{}, log: viewport.New(), follow: true, planned: true}
 }
 
 func (p *fleetPage) fixed() int { return 3 } // the head, the rule, the help
@@ -299,6 +303,9 @@ func (p *fleetPage) retryable() bool {
 
 func (p *fleetPage) keys() []key.Binding {
 	if p.planned {
+		if p.canBack {
+			return []key.Binding{with(keys.Up, "VM"), keys.Apply, keys.Back, keys.Quit}
+		}
 		return []key.Binding{with(keys.Up, "VM"), keys.Apply, keys.Quit}
 	}
 	out := []key.Binding{with(keys.Up, "VM"), keys.PageUp}
@@ -342,6 +349,8 @@ func (p *fleetPage) key(k tea.KeyPressMsg) action {
 		return actApply
 	case p.planned && key.Matches(k, keys.Quit):
 		return actNotApplied
+	case p.planned && p.canBack && key.Matches(k, keys.Back):
+		return actBack
 	case key.Matches(k, keys.Retry) && p.retryable():
 		return actRetry
 	case p.finished() && key.Matches(k, keys.Quit):
@@ -485,6 +494,12 @@ func (m *Model) fleetDo(a action) (tea.Model, tea.Cmd) {
 	case actNotApplied:
 		m.Outcome = errNotApplied
 		return m, tea.Quit
+	case actBack:
+		if m.cancel != nil {
+			m.cancel() // the logins' context; nothing runs on the plan
+			m.cancel = nil
+		}
+		return m.backToSettings()
 	case actCancelRun:
 		return m.interrupt()
 	case actDone:

@@ -245,3 +245,31 @@ func TestFleetRetryFromTheTable(t *testing.T) {
 		t.Errorf("q after all done: outcome %v", m.Outcome)
 	}
 }
+
+// More hosts listed on the VM page make a fleet: its preflight, its table;
+// esc on its plan goes back to the settings with the hosts kept.
+func TestSettingsWithMoreHostsRunAFleet(t *testing.T) {
+	m := settingsModel(t)
+	e := m.engine.(*scriptedEngine)
+	e.fleet = newScriptedFleet(t, "10.0.0.1", "10.0.0.2", "10.0.0.3")
+	m.Init()
+	m.form.s.VM.Host, m.form.moreHosts = "10.0.0.1", "10.0.0.2\n\n 10.0.0.3 \n"
+	m.settings = m.form.settings()
+	m.startSettings()
+	pump(t, m, func() bool { return m.page == pageFleet })
+	if m.opts.Fleet == nil || strings.Join(m.opts.Fleet.Names(), ",") != "10.0.0.1,10.0.0.2,10.0.0.3" {
+		t.Fatalf("the fleet: %+v", m.opts.Fleet)
+	}
+	if view := plain(m); !strings.Contains(view, "a fleet of 3 VMs") || !strings.Contains(view, "esc settings") {
+		t.Errorf("the fleet's plan:\n%s", view)
+	}
+	m.Update(tea.KeyPressMsg{Code: tea.KeyEscape})
+	if m.page != pageSettings || m.opts.Fleet != nil || m.form.moreHosts != "10.0.0.2\n\n 10.0.0.3 \n" {
+		t.Errorf("esc: page %d, fleet %v, hosts %q", m.page, m.opts.Fleet, m.form.moreHosts)
+	}
+	// The VM's host left empty: the list cannot make a fleet, and says so.
+	m.form.s.VM.Host, m.form.action = "", actionApply
+	if err := m.form.hostsCheck(""); err == nil || !strings.Contains(err.Error(), "vm.host") {
+		t.Errorf("more hosts without the VM's: %v", err)
+	}
+}

@@ -78,10 +78,14 @@ type Model struct {
 	queued     []tea.Msg // questions waiting for the dialog on screen
 	fleet      Fleet
 	one        *steps.FleetRun // a vm: file's run: the fleet of one
-	ranOnce    bool
-	fleetCtx   context.Context
-	fleetPage  fleetPage
-	quitting   bool // cancelling: quit when the runner or doctor reports back
+	moreHosts  string          // the settings' more VMs, as typed
+	// fleetFromForm: the fleet is the settings' VM and more hosts (esc from
+	// its preflight failure goes back to them).
+	fleetFromForm bool
+	ranOnce       bool
+	fleetCtx      context.Context
+	fleetPage     fleetPage
+	quitting      bool // cancelling: quit when the runner or doctor reports back
 	// Outcome is read by the caller after the program ends: nil, an error, or
 	// context.Canceled (exit 130).
 	Outcome error
@@ -122,11 +126,7 @@ func New(ctx context.Context, engine Engine, s steps.Settings, o Options) *Model
 		summary:    newSummaryPage(data),
 		doctorPage: newDoctorPage(),
 		dialog:     newDialog(),
-		fleetPage:  newFleetPage(),
-	}
-	m.fleetPage.parallel = o.Parallel
-	if o.Parallel <= 0 {
-		m.fleetPage.parallel = steps.DefaultParallel
+		fleetPage:  newFleetPage(o.Parallel),
 	}
 	m.page = pagePreparing
 	if o.Doctor {
@@ -137,7 +137,7 @@ func New(ctx context.Context, engine Engine, s steps.Settings, o Options) *Model
 		if o.Doctor {
 			action = actionDoctor
 		}
-		m.page, m.form = pageSettings, newForm(s, o.Sources, action)
+		m.page, m.form = pageSettings, newForm(s, o.Sources, action, "")
 	}
 	m.resize()
 	return m
@@ -269,17 +269,39 @@ func (m *Model) settingsUpdate(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if m.form.action == actionDoctor {
 			return m, m.startDoctor(pageSettings)
 		}
-		m.page = pagePreparing
-		m.prepare()
+		m.startSettings()
 		return m, nil
 	}
 	return m, cmd
+}
+
+// startSettings starts the preflight of the settings the pages made: of a
+// fleet when more hosts are listed.
+func (m *Model) startSettings() {
+	m.page = pagePreparing
+	m.moreHosts = m.form.moreHosts
+	if hosts := m.form.hosts(); len(hosts) > 0 {
+		f, _, err := steps.FleetOfHosts(m.settings, hosts)
+		if err != nil {
+			m.showFailure(err, -1)
+			return
+		}
+		m.opts.Fleet, m.fleetFromForm = &f, true
+		m.fleetPage.canBack = true
+		m.prepareFleet()
+		return
+	}
+	m.prepare()
 }
 
 // backToSettings shows the settings again with every value as it was.
 func (m *Model) backToSettings() (tea.Model, tea.Cmd) {
 	m.Close()
 	m.one, m.ranOnce = nil, false
+	if m.fleetFromForm { // the fleet the settings made: made again from them
+		m.opts.Fleet, m.fleet, m.fleetFromForm = nil, nil, false
+		m.fleetPage = newFleetPage(m.opts.Parallel)
+	}
 	m.data.setSteps(nil)
 	m.plan.cursor, m.skip = 0, map[string]bool{}
 	m.run = newRunPage(m.data, m.opts.Static)
@@ -287,7 +309,7 @@ func (m *Model) backToSettings() (tea.Model, tea.Cmd) {
 	if m.form != nil {
 		action = m.form.action
 	}
-	m.form = newForm(m.settings, m.opts.Sources, action)
+	m.form = newForm(m.settings, m.opts.Sources, action, m.moreHosts)
 	m.page = pageSettings
 	m.resize()
 	return m, m.form.Init()
@@ -355,7 +377,7 @@ func (m *Model) showFailure(err error, step int) {
 	m.data.failed = step
 	f := &m.failed
 	f.err, f.hint = err, steps.HintOf(err)
-	f.canBack = step < 0 && m.opts.AskSettings && m.opts.Fleet == nil
+	f.canBack = step < 0 && m.opts.AskSettings
 	f.last = append([]string(nil), m.run.lastLines(6)...)
 	f.fill()
 }

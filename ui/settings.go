@@ -32,6 +32,7 @@ type form struct {
 	s                   steps.Settings
 	network             string
 	tokenDuration, port string
+	moreHosts           string // more VMs, one host per line: a fleet
 	huh                 *huh.Form
 }
 
@@ -42,8 +43,8 @@ type SettingsSources struct {
 }
 
 // newForm builds the settings pages over s (the defaults, or an answers file).
-func newForm(s steps.Settings, src SettingsSources, action string) *form {
-	f := &form{action: action, s: s, network: singleNetwork, tokenDuration: strconv.FormatInt(s.TokenDuration, 10)}
+func newForm(s steps.Settings, src SettingsSources, action, moreHosts string) *form {
+	f := &form{action: action, s: s, network: singleNetwork, tokenDuration: strconv.FormatInt(s.TokenDuration, 10), moreHosts: moreHosts}
 	if s.ClusterNetwork != "" {
 		f.network = multiNetwork
 	}
@@ -107,6 +108,8 @@ func newForm(s steps.Settings, src SettingsSources, action string) *form {
 			huh.NewInput().Title("SSH port").Description("empty: from ssh_config, else 22").Value(&f.port).Validate(f.portCheck),
 			huh.NewInput().Title("Identity file").Description("empty: the ssh-agent, then ~/.ssh's keys").Value(&f.s.VM.IdentityFile),
 			huh.NewInput().Title("Sidecar package").Description("istio-sidecar .deb or .rpm").Value(&f.s.VM.Package).Validate(f.packageCheck),
+			huh.NewText().Title("More VMs").Description("one host per line, each reached and set up as the VM above: a fleet, run side by side").
+				Lines(3).Value(&f.moreHosts).Validate(f.hostsCheck),
 		).Title("VM"),
 	).WithShowHelp(true).WithTheme(formTheme)
 	return f
@@ -155,6 +158,26 @@ func (f *form) packageCheck(s string) error {
 		return errors.New("no such file")
 	}
 	return nil
+}
+
+// hosts are the more VMs' hosts, one a line.
+func (f *form) hosts() []string {
+	var out []string
+	for _, l := range strings.Split(f.moreHosts, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// hostsCheck checks the fleet the more hosts make, as its answers file would be.
+func (f *form) hostsCheck(string) error {
+	if f.action != actionApply || len(f.hosts()) == 0 {
+		return nil
+	}
+	_, _, err := steps.FleetOfHosts(f.settings(), f.hosts())
+	return err
 }
 
 // settings are the pages' values as Settings.
