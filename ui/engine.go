@@ -201,24 +201,35 @@ func (t *tracer) printf(format string, args ...any) {
 	}
 }
 
-func (t *tracer) event(e steps.Event) {
+func (t *tracer) event(e steps.Event) { t.eventOf("", e) }
+
+// fleetEvent is event with the VM's name (or the group's) first.
+func (t *tracer) fleetEvent(e steps.FleetEvent) {
+	who := "vm " + e.VM + ": "
+	if e.VM == "" {
+		who = "group " + e.Group.String() + ": "
+	}
+	t.eventOf(who, e.Event)
+}
+
+func (t *tracer) eventOf(who string, e steps.Event) {
 	switch e.Kind {
 	case steps.Started:
-		t.printf("step %s: started", e.Step)
+		t.printf("%sstep %s: started", who, e.Step)
 	case steps.Log:
-		t.printf("step %s: %s", e.Step, e.Text)
+		t.printf("%sstep %s: %s", who, e.Step, e.Text)
 	case steps.Warning:
-		t.printf("step %s: warning: %s", e.Step, e.Text)
+		t.printf("%sstep %s: warning: %s", who, e.Step, e.Text)
 	case steps.Progress:
 		if e.Cur == e.Total {
-			t.printf("step %s: %s %d bytes", e.Step, e.Text, e.Total)
+			t.printf("%sstep %s: %s %d bytes", who, e.Step, e.Text, e.Total)
 		}
 	case steps.Done:
-		t.printf("step %s: done: %s", e.Step, e.Text)
+		t.printf("%sstep %s: done: %s", who, e.Step, e.Text)
 	case steps.Skipped:
-		t.printf("step %s: skipped: %s", e.Step, e.Text)
+		t.printf("%sstep %s: skipped: %s", who, e.Step, e.Text)
 	case steps.Failed:
-		t.printf("step %s: failed: %s (hint: %s)", e.Step, e.Text, e.Hint)
+		t.printf("%sstep %s: failed: %s (hint: %s)", who, e.Step, e.Text, e.Hint)
 	}
 }
 

@@ -225,7 +225,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case fleetPreparedMsg:
 		return m.fleetPrepared(msg)
 	case fleetEventMsg:
-		m.trace.event(msg.Event)
+		m.trace.fleetEvent(steps.FleetEvent(msg))
 		if m.fleet != nil { // nil while the VMs log in
 			m.fleetPage.setStatus(m.fleet.Status())
 		}

@@ -39,7 +39,8 @@ func TestWizardInTmuxRetriesAFailedVMOfAFleet(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := startTmux(t, fmt.Sprintf("%s -f %s --parallel 2", binary, path))
+	logFile := filepath.Join(t.TempDir(), "wizard.log")
+	s := startTmux(t, fmt.Sprintf("%s -f %s --parallel 2 --log-file %s", binary, path, logFile))
 
 	// The VMs log in side by side: their unknown keys are asked together
 	// (in one dialog when they come within its window, as they do here).
@@ -80,5 +81,50 @@ func TestWizardInTmuxRetriesAFailedVMOfAFleet(t *testing.T) {
 	s.waitFor("EXIT=0", 10*time.Second)
 	if got := vms[1].MustExec(t, "cat /var/run/secrets/tokens/istio-token"); got == "" {
 		t.Error("vm-2 holds no token after the retry")
+	}
+	// The log tells each VM's events by its name, and the retry.
+	log, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"asked: unknown host key of vm-1", "vm vm-1: step vm-verify: done", "retry vm-2", "vm vm-2: step vm-verify: done"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the log file lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// The wizard's fleet flags and a fleet's answers are checked before it needs
+// a terminal, as apply checks them.
+func TestWizardChecksAFleetBeforeTheTerminal(t *testing.T) {
+	dir := t.TempDir()
+	fleet := filepath.Join(dir, "fleet.yaml")
+	if err := os.WriteFile(fleet, []byte("workDir: "+filepath.Join(dir, "w")+"\nvms:\n  - name: a\n    host: 192.0.2.1\n  - name: b\n    host: 192.0.2.2\n    port: 70000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte("workDir: "+filepath.Join(dir, "w")+"\nvms:\n  - name: a\n    host: 192.0.2.1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	one := filepath.Join(dir, "one.yaml")
+	if err := os.WriteFile(one, []byte("vm:\n  host: 192.0.2.1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--parallel", "0"}, "--parallel 0: give how many VMs run at once"},
+		{[]string{"-f", one, "--limit", "a"}, "--limit picks VMs of a fleet"},
+		{[]string{"-f", good, "--limit", "c"}, `--limit: "c" is not in the answers file`},
+		{[]string{"-f", fleet}, "vms[1].port"},
+	} {
+		r := run(t, nil, tc.args...)
+		if r.code != 1 || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "interactive terminal") {
+			t.Errorf("vm2mesh %s: exit %d, want 1 and %q:\n%s", strings.Join(tc.args, " "), r.code, tc.want, r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "w")); err == nil {
+		t.Error("the fleet's workDir was made")
 	}
 }
