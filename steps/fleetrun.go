@@ -665,3 +665,14 @@ func FleetOfHosts(s Settings, hosts []string) (Fleet, []byte, error) {
 	f, err := ParseFleet("the wizard's settings", out)
 	return f, out, err
 }
+
+// SaveFleetAnswers writes a fleet's answers file (FleetOfHosts's data) as
+// workDir/answers.yaml, under the header SaveAnswers writes, and returns its path.
+func SaveFleetAnswers(data []byte, workDir string) (string, error) {
+	var b strings.Builder
+	for _, l := range strings.Split(answersHeader(workDir), "\n") {
+		b.WriteString(strings.TrimRight("# "+l, " ") + "\n")
+	}
+	b.Write(data)
+	return saveAnswers([]byte(b.String()), workDir)
+}

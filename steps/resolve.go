@@ -97,16 +97,24 @@ func (s Settings) AnswersYAML(header string) ([]byte, error) {
 // SaveAnswers writes s as workDir/answers.yaml (0600, atomically; a different
 // earlier file is kept as answers.yaml.bak) and returns its path.
 func SaveAnswers(s Settings, workDir string) (string, error) {
+	data, err := s.AnswersYAML(answersHeader(workDir))
+	if err != nil {
+		return "", err
+	}
+	return saveAnswers(data, workDir)
+}
+
+// answersHeader is the comment the wizard's saved answers start with.
+func answersHeader(workDir string) string {
 	cwd, _ := os.Getwd()
-	header := fmt.Sprintf(`The settings the vm2mesh wizard ran with (%s), the defaults left out.
+	return fmt.Sprintf(`The settings the vm2mesh wizard ran with (%s), the defaults left out.
 Replay them headless: vm2mesh apply -f %[2]s
 Undo them:            vm2mesh remove -f %[2]s
 Relative paths are relative to %[3]s, where the wizard ran.`,
 		time.Now().UTC().Format(time.RFC3339), filepath.Join(workDir, AnswersFile), cwd)
-	data, err := s.AnswersYAML(header)
-	if err != nil {
-		return "", err
-	}
+}
+
+func saveAnswers(data []byte, workDir string) (string, error) {
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		return "", err
 	}

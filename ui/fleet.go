@@ -72,10 +72,11 @@ type fleetPage struct {
 	logs          map[string][]string
 	failShown     map[string]bool // the VM's log has its failure (else it is added under it)
 	selected      int
-	chosen        bool // the operator picked a VM; otherwise the selection follows the run
-	planned       bool // the plan: nothing has run yet
-	canBack       bool // esc on the plan goes back to the settings (they made the fleet)
-	busy          int  // the run and the retries going on
+	chosen        bool   // the operator picked a VM; otherwise the selection follows the run
+	planned       bool   // the plan: nothing has run yet
+	canBack       bool   // esc on the plan goes back to the settings (they made the fleet)
+	replay        string // where the settings that made the fleet were saved
+	busy          int    // the run and the retries going on
 	parallel      int
 	log           viewport.Model
 	follow        bool
@@ -90,7 +91,13 @@ func newFleetPage(parallel int) fleetPage {
 	return fleetPage{parallel: parallel, logs: map[string][]string{}, failShown: map[string]bool{}, log: viewport.New(), follow: true, planned: true}
 }
 
-func (p *fleetPage) fixed() int { return 3 } // the head, the rule, the help
+// fixed: the head, the rule, the help, and the replay line once there is one.
+func (p *fleetPage) fixed() int {
+	if p.replay != "" {
+		return 4
+	}
+	return 3
+}
 
 func (p *fleetPage) SetSize(w, h int) {
 	p.width, p.height = w, h
@@ -269,7 +276,7 @@ func (p *fleetPage) row(i int, s steps.VMStatus, nameW int, spin string) string 
 	count := fmt.Sprintf("%2d/%-2d", s.StepIndex, s.Steps)
 	// cursor, mark, name, count, title, bar, verdict
 	titleW := max(p.width-(2+1+nameW+1+len(count)+1+1+barW+1+7), 4)
-	cursor, name := " ", fmt.Sprintf("%-*s", nameW, s.Name)
+	cursor, name := " ", fmt.Sprintf("%-*s", nameW, ansi.Truncate(s.Name, nameW, "…"))
 	if i == p.selected {
 		cursor, name = selectStyle.Render("›"), selectStyle.Render(name)
 	}
@@ -369,6 +376,9 @@ func (p *fleetPage) wheel(up bool) {
 func (p *fleetPage) View(spin string) string {
 	listH, _ := split(p.height, len(p.status), p.fixed())
 	s := truncate(p.head(), p.width) + "\n" + p.table(spin, listH)
+	if p.replay != "" {
+		s += truncate(dimStyle.Render("replay: vm2mesh apply -f "+p.replay), p.width) + "\n"
+	}
 	name := ""
 	if st, ok := p.current(); ok {
 		name = " " + st.Name + " "
@@ -466,6 +476,17 @@ func (m *Model) fleetDo(a action) (tea.Model, tea.Cmd) {
 	p := &m.fleetPage
 	switch a {
 	case actApply:
+		if m.fleetAnswers != nil {
+			// The settings that made the fleet, as its answers file: a replay.
+			path, err := steps.SaveFleetAnswers(m.fleetAnswers, m.opts.Fleet.Settings.WorkDir)
+			if err != nil {
+				m.trace.printf("the settings were not saved: %v", err)
+			} else {
+				p.replay = path
+				m.trace.printf("settings saved as %s", path)
+				p.SetSize(p.width, p.height)
+			}
+		}
 		p.planned = false
 		p.busy++
 		run, ctx, b, tr := m.fleet, m.runCtx(), m.bus, m.trace

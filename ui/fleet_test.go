@@ -273,3 +273,27 @@ func TestSettingsWithMoreHostsRunAFleet(t *testing.T) {
 		t.Errorf("more hosts without the VM's: %v", err)
 	}
 }
+
+// The fleet the settings made is saved as its answers file when applied, and
+// the page says how to replay it.
+func TestSettingsFleetIsSavedForAReplay(t *testing.T) {
+	m := settingsModel(t)
+	e := m.engine.(*scriptedEngine)
+	e.fleet = newScriptedFleet(t, "10.0.0.1", "10.0.0.2")
+	e.fleet.script = func(f *scriptedFleet) {}
+	m.Init()
+	m.form.s.VM.Host, m.form.moreHosts = "10.0.0.1", "10.0.0.2"
+	m.settings = m.form.settings()
+	m.startSettings()
+	pump(t, m, func() bool { return m.page == pageFleet })
+	press(m, "enter")
+	pump(t, m, func() bool { return m.fleetPage.finished() })
+	path := m.fleetPage.replay
+	if path == "" || !strings.Contains(plain(m), "replay: vm2mesh apply -f ") {
+		t.Fatalf("no replay line:\n%s", plain(m))
+	}
+	f, err := steps.LoadFleet(context.Background(), path, nil)
+	if err != nil || strings.Join(f.Names(), ",") != "10.0.0.1,10.0.0.2" {
+		t.Errorf("the saved answers: %v, %v", f.Names(), err)
+	}
+}

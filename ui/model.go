@@ -82,6 +82,7 @@ type Model struct {
 	// fleetFromForm: the fleet is the settings' VM and more hosts (esc from
 	// its preflight failure goes back to them).
 	fleetFromForm bool
+	fleetAnswers  []byte // that fleet's answers file
 	ranOnce       bool
 	fleetCtx      context.Context
 	fleetPage     fleetPage
@@ -281,12 +282,12 @@ func (m *Model) startSettings() {
 	m.page = pagePreparing
 	m.moreHosts = m.form.moreHosts
 	if hosts := m.form.hosts(); len(hosts) > 0 {
-		f, _, err := steps.FleetOfHosts(m.settings, hosts)
+		f, data, err := steps.FleetOfHosts(m.settings, hosts)
 		if err != nil {
 			m.showFailure(err, -1)
 			return
 		}
-		m.opts.Fleet, m.fleetFromForm = &f, true
+		m.opts.Fleet, m.fleetFromForm, m.fleetAnswers = &f, true, data
 		m.fleetPage.canBack = true
 		m.prepareFleet()
 		return
@@ -299,7 +300,7 @@ func (m *Model) backToSettings() (tea.Model, tea.Cmd) {
 	m.Close()
 	m.one, m.ranOnce = nil, false
 	if m.fleetFromForm { // the fleet the settings made: made again from them
-		m.opts.Fleet, m.fleet, m.fleetFromForm = nil, nil, false
+		m.opts.Fleet, m.fleet, m.fleetFromForm, m.fleetAnswers = nil, nil, false, nil
 		m.fleetPage = newFleetPage(m.opts.Parallel)
 	}
 	m.data.setSteps(nil)
