@@ -46,9 +46,11 @@ type Client struct {
 	root   rootMode
 	sudoPW string
 	// The connection's private directory on the VM (private.go).
-	dirMu   sync.Mutex
-	dir     string
-	cleaned []string
+	dirMu    sync.Mutex
+	dir      string
+	cleaned  []string
+	uid      string            // the login user's uid, as the directory's claim read it
+	uploaded map[string]string // remote path -> SHA-256 of what this connection uploaded there
 }
 
 // Dial connects to the VM as ssh would (Describe: through its ProxyJump hosts

@@ -19,7 +19,8 @@ import (
 // hold a half-uploaded package or istio-token: the next connection removes it.
 
 // privateScript takes over $1 when given (after a reconnect), removes this user's
-// directories whose connection has ended, and makes one when it has none.
+// directories whose connection has ended, and makes one when it has none. It
+// also says who the login user is (Root needs it; one session fewer).
 const privateScript = `umask 077
 started() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
 me="$PPID $(started "$PPID")"
@@ -33,7 +34,8 @@ for o in /tmp/vm2mesh.*; do
 	rm -rf -- "$o" && echo "removed $o"
 done
 if [ -z "$d" ]; then d=$(mktemp -d /tmp/vm2mesh.XXXXXXXX) && echo "$me" > "$d/.owner" || exit 1; fi
-echo "dir $d"`
+echo "dir $d"
+echo "uid $(id -u)"`
 
 // privateDir is the connection's directory, made on first use.
 func (c *Client) privateDir(ctx context.Context) (string, error) {
@@ -63,6 +65,9 @@ func (c *Client) claimDir(ctx context.Context, existing string) (string, error) 
 		if d, ok := strings.CutPrefix(l, "dir "); ok && strings.HasPrefix(d, "/tmp/vm2mesh.") {
 			c.dir = d
 		}
+		if u, ok := strings.CutPrefix(l, "uid "); ok {
+			c.uid = strings.TrimSpace(u)
+		}
 	}
 	if c.dir == "" {
 		return "", fmt.Errorf("making a private directory in /tmp on the VM: no directory was made")
@@ -85,7 +90,7 @@ func (c *Client) Cleaned() []string {
 func (c *Client) RemoveTempDir(ctx context.Context) error {
 	c.dirMu.Lock()
 	d := c.dir
-	c.dir = ""
+	c.dir, c.uploaded = "", nil
 	c.dirMu.Unlock()
 	if d == "" {
 		return nil

@@ -28,11 +28,11 @@ var ErrSudoPassword = errors.New("sudo refused the password")
 // `sudo -S -p ”`, never through a terminal or on a command line). ask is called
 // only when sudo wants a password.
 func (c *Client) Root(ctx context.Context, ask func() (string, error)) error {
-	uid, err := c.Run(ctx, "id -u")
+	uid, err := c.loginUID(ctx)
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(uid) == "0" {
+	if uid == "0" {
 		c.root = rootDirect
 		return nil
 	}
@@ -72,6 +72,22 @@ func (c *Client) Root(ctx context.Context, ask func() (string, error)) error {
 		return err
 	}
 	return nil
+}
+
+// loginUID is the login user's uid: as the private directory's claim read it
+// (every command claims the directory first), else from id -u.
+func (c *Client) loginUID(ctx context.Context) (string, error) {
+	if _, err := c.privateDir(ctx); err != nil {
+		return "", err
+	}
+	c.dirMu.Lock()
+	uid := c.uid
+	c.dirMu.Unlock()
+	if uid != "" {
+		return uid, nil
+	}
+	out, err := c.Run(ctx, "id -u")
+	return strings.TrimSpace(out), err
 }
 
 // wrap turns a command into what runs on the VM: in a session of its own whose
