@@ -134,7 +134,9 @@ func (c *Client) kill(root bool, dir, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	f := Quote(pidFile(dir, id))
-	line := fmt.Sprintf(`p=$(cat %[1]s 2>/dev/null) || exit 0; kill -s TERM -- "-$p" 2>/dev/null; sleep 1; kill -s KILL -- "-$p" 2>/dev/null; rm -f %[1]s; true`, f)
+	// TERM, then up to a second for the group to end (most commands end at
+	// once: no fixed sleep), then KILL. A sleep without fractions sleeps 1 s.
+	line := fmt.Sprintf(`p=$(cat %[1]s 2>/dev/null) || exit 0; kill -s TERM -- "-$p" 2>/dev/null; i=0; while kill -s 0 -- "-$p" 2>/dev/null && [ $i -lt 10 ]; do sleep 0.1 2>/dev/null || { sleep 1; break; }; i=$((i+1)); done; kill -s KILL -- "-$p" 2>/dev/null; rm -f %[1]s; true`, f)
 	l, stdin, err := c.wrapPlain(Cmd{Line: line, Root: root})
 	if err != nil {
 		return
