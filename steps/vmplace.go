@@ -210,10 +210,12 @@ func (VMPlaceFiles) Run(ctx context.Context, env *Env, out *Output) error {
 	if err != nil {
 		return err
 	}
+	var files []remote.Transfer
 	for _, p := range placement {
-		if err := env.VM.Upload(ctx, env.File(p.file), path.Join(tmp, p.file), nil); err != nil {
-			return err
-		}
+		files = append(files, remote.Transfer{Local: env.File(p.file), Remote: path.Join(tmp, p.file)})
+	}
+	if err := env.VM.UploadFiles(ctx, files); err != nil {
+		return err
 	}
 	stale, why, err := staleAgentCert(ctx, env)
 	if err != nil {

@@ -2,8 +2,11 @@ package steps
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/vm2mesh/vm2mesh/remote"
 )
 
 // Agent log files.
@@ -59,22 +62,35 @@ func startScript(env *Env) string {
 var stopDetachedScript = "pkill -f '" + agentPattern + "'; i=0; while pgrep -f '" + agentPattern + "' >/dev/null && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done; " +
 	"pkill -9 -f '" + agentPattern + "'"
 
+// sizesThenStartScript prints "sizes N M" (the agent's two logs, read as the
+// agent; 0 for one that is not there) and then starts the agent; it stops
+// before the start when the sizes cannot be read.
+func sizesThenStartScript(env *Env) string {
+	read := "for f in " + agentLog + " " + agentErrLog + "; do stat -c %s $f 2>/dev/null || echo 0; done"
+	return remote.AsUserFunc(agentUser) + "\nsizes=$(as_user sh -c " + remote.Quote(read) + ") || exit $?\necho \"sizes \"$sizes\n" + startScript(env)
+}
+
 func (VMStart) Plan(env *Env) ([]Action, error) {
 	return []Action{{Kind: Command, Title: "start the agent as root", Argv: []string{"sh", "-c", startScript(env)}}}, nil
 }
 
 func (VMStart) Run(ctx context.Context, env *Env, out *Output) error {
-	// Where the logs end now: the verdict reads only what this start writes.
-	sizes, err := env.asAgent(ctx, "for f in "+agentLog+" "+agentErrLog+"; do stat -c %s $f 2>/dev/null || echo 0; done")
-	if err != nil {
-		return err
-	}
-	f := strings.Fields(sizes)
+	// Where the logs end now, read as the agent (its directory): the verdict
+	// reads only what this start writes. Read and started in one session.
+	res, err := env.VM.RunRoot(ctx, sizesThenStartScript(env))
 	env.logOffsets = [2]int64{}
+	sizes, started := strings.CutPrefix(res, "sizes ")
+	if !started {
+		if err == nil {
+			err = fmt.Errorf("the agent's log sizes were not read before starting it")
+		}
+		return err // the agent was not started: the sizes' read failed
+	}
+	f := strings.Fields(strings.SplitN(sizes, "\n", 2)[0])
 	for i := 0; i < len(f) && i < 2; i++ {
 		env.logOffsets[i], _ = strconv.ParseInt(f[i], 10, 64)
 	}
-	if _, err := env.VM.RunRoot(ctx, startScript(env)); err != nil {
+	if err != nil {
 		return WithHint(err, "see journalctl -u istio (or /var/log/istio/istio.err.log) on the VM")
 	}
 	env.agentStarted = true
