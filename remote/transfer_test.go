@@ -3,6 +3,8 @@ package remote_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -178,4 +180,65 @@ func TestTailFollowsFromAnOffsetAndStops(t *testing.T) {
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("silent tail took %s", time.Since(start))
 	}
+}
+
+// UploadFiles sends small files in one command (one session, not an SFTP
+// session and three commands each), each checked and renamed into place; a
+// large one goes by Upload. Nothing is left as .part, every file is 0600, and a
+// file sent again replaces the one there.
+func TestUploadFilesSendsSmallFilesInOneSession(t *testing.T) {
+	vm := testvm.Start(t, testvm.Options{})
+	ctx := context.Background()
+	var traced atomic.Int32
+	o := options(t, vm, testvm.UserNoPasswordSudo)
+	o.Trace = func(string) { traced.Add(1) }
+	c := dial(t, o)
+	if err := c.Root(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := c.TempDir(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(local, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	files := []remote.Transfer{
+		{Local: write("a", "first\n"), Remote: dir + "/a"},
+		{Local: write("empty", ""), Remote: dir + "/empty"},
+		{Local: write("b", "second, without a newline"), Remote: dir + "/it's b"},
+	}
+	before := traced.Load()
+	if err := c.UploadFiles(ctx, files); err != nil {
+		t.Fatal(err)
+	}
+	if n := traced.Load() - before; n != 1 {
+		t.Errorf("three small files took %d commands, want 1", n)
+	}
+	if out := vm.MustExec(t, "cd "+dir+" && for f in *; do printf '%s %s %s\\n' \"$f\" $(stat -c %a \"$f\") $(sha256sum < \"$f\" | cut -c1-8); done"); out !=
+		"a 600 "+sha8("first\n")+"\nempty 600 "+sha8("")+"\nit's b 600 "+sha8("second, without a newline")+"\n" {
+		t.Errorf("on the VM:\n%s", out)
+	}
+
+	// Again with other contents, and a file too large for the batch.
+	files[0].Local = write("a", "changed\n")
+	big := randomFile(t, 3<<20)
+	files = append(files, remote.Transfer{Local: big, Remote: dir + "/big"})
+	if err := c.UploadFiles(ctx, files); err != nil {
+		t.Fatal(err)
+	}
+	sum, _, _ := remote.FileSHA256(big)
+	if got := vm.MustExec(t, "cat "+dir+"/a; sha256sum < "+dir+"/big; ls -a "+dir+" | grep -c part || true"); got != "changed\n"+sum+"  -\n0\n" {
+		t.Errorf("after the second upload: %q", got)
+	}
+}
+
+func sha8(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])[:8]
 }
