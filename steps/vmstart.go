@@ -79,14 +79,22 @@ func (VMStart) Run(ctx context.Context, env *Env, out *Output) error {
 	// reads only what this start writes. Read and started in one session.
 	res, err := env.VM.RunRoot(ctx, sizesThenStartScript(env))
 	env.logOffsets = [2]int64{}
-	sizes, started := strings.CutPrefix(res, "sizes ")
-	if !started {
+	// The line is looked for, not expected first: a shell's start-up files on
+	// the VM may print before it.
+	var sizes string
+	read := false
+	for _, l := range strings.Split(res, "\n") {
+		if sizes, read = strings.CutPrefix(l, "sizes "); read {
+			break
+		}
+	}
+	if !read {
 		if err == nil {
 			err = fmt.Errorf("the agent's log sizes were not read before starting it")
 		}
 		return err // the agent was not started: the sizes' read failed
 	}
-	f := strings.Fields(strings.SplitN(sizes, "\n", 2)[0])
+	f := strings.Fields(sizes)
 	for i := 0; i < len(f) && i < 2; i++ {
 		env.logOffsets[i], _ = strconv.ParseInt(f[i], 10, 64)
 	}
