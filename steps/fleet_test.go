@@ -232,3 +232,32 @@ func TestFleetOfHostsIsTheFleetItsAnswersSay(t *testing.T) {
 		t.Errorf("no first host: %v", err)
 	}
 }
+
+// While one VM's question is open, the other VMs' events go on: a VM that
+// emits an event would otherwise stop at its step until the operator answers.
+func TestFleetEventsGoOnWhileAQuestionIsOpen(t *testing.T) {
+	f, err := ParseFleet("answers.yaml", []byte(fleetAnswers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked, release := make(chan struct{}), make(chan struct{})
+	r := &FleetRun{Fleet: f, Emit: func(FleetEvent) {}, Prompts: Prompts{Sudo: func(user, host string) (string, error) {
+		close(asked)
+		<-release
+		return "", errors.New("not answered")
+	}}}
+	p := r.prompts(&vmRun{vm: f.VMs[0], status: VMStatus{Name: f.VMs[0].Name}})
+	go p.Sudo("admin", f.VMs[0].Settings.VM.Host)
+	defer close(release)
+	<-asked
+	emitted := make(chan struct{})
+	go func() {
+		r.emit(FleetEvent{VM: f.VMs[1].Name, Event: Event{Kind: Log, Text: "still going"}})
+		close(emitted)
+	}()
+	select {
+	case <-emitted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("another VM's event waited for the open question")
+	}
+}

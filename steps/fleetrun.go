@@ -103,11 +103,12 @@ type FleetRun struct {
 	// of one always checks again, as it always did.
 	RedoDone bool
 
-	emitMu  sync.Mutex
-	mu      sync.Mutex
-	cluster *Env
-	groups  []*groupRun
-	vms     []*vmRun
+	emitMu   sync.Mutex
+	promptMu sync.Mutex // one question at a time; events go on meanwhile
+	mu       sync.Mutex
+	cluster  *Env
+	groups   []*groupRun
+	vms      []*vmRun
 }
 
 type groupRun struct {
@@ -313,13 +314,14 @@ func (r *FleetRun) connect(ctx context.Context, v *vmRun) error {
 }
 
 // prompts are the run's, one question at a time: VMs connect side by side,
-// and the operator answers one of them after the other.
+// and the operator answers one of them after the other. The other VMs' events
+// do not wait for the answer (a VM emitting an event would stop at its step).
 func (r *FleetRun) prompts(v *vmRun) Prompts {
 	p := r.Prompts
 	if r.Fleet.Single {
 		return p
 	}
-	var mu = &r.emitMu
+	var mu = &r.promptMu
 	if p.Connecting != nil {
 		name, group := v.vm.Name, v.status.Group
 		p.Connecting = func(route remote.Route) {
