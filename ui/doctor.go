@@ -215,8 +215,10 @@ func (p *doctorPage) foot() string {
 
 func (p *doctorPage) View(spin string) string {
 	if p.report && !p.running {
-		// The inline report's last frame: every check, left on the screen.
-		return p.head() + "\n" + p.lines(spin) + "\n"
+		// The live area goes; RunDoctor prints the report after the program,
+		// where the terminal scrolls it (a frame taller than the terminal
+		// would lose its top).
+		return ""
 	}
 	p.fill(spin)
 	return p.head() + "\n" + p.body.View() + "\n" + p.foot() + "\n" + helpLine(p.width, p.keys()...)
@@ -230,6 +232,9 @@ func (p *doctorPage) View(spin string) string {
 func RunDoctor(ctx context.Context, in, out *os.File, e Engine, s steps.Settings) ([]steps.CheckResult, error) {
 	m := New(ctx, e, s, Options{Doctor: true})
 	_, err := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out)).Run()
+	if d := &m.doctorPage; d.report && !d.running && len(d.results) > 0 {
+		fmt.Fprint(out, d.head()+"\n"+d.lines("")+"\n")
+	}
 	switch {
 	case errors.Is(err, tea.ErrProgramKilled):
 		return m.Results(), context.Canceled
