@@ -78,7 +78,7 @@ var agentEnvFiles = []string{"/var/lib/istio/envoy/sidecar.env", "/var/lib/istio
 // sweepIptables deletes, in every backend and table, the jumps into ISTIO_
 // chains and then the chains: iptables-restore reads the rules as
 // iptables-save wrote them, so nothing of them reaches a shell.
-const sweepIptables = `for b in iptables-legacy iptables-nft ip6tables-legacy ip6tables-nft; do
+const sweepIptables = `for b in iptables-legacy iptables-nft ip6tables-legacy ip6tables-nft iptables ip6tables; do
 	command -v $b-save >/dev/null 2>&1 || continue
 	for t in nat mangle raw filter; do
 		r=$($b-save -t $t 2>/dev/null | awk -v t=$t '
@@ -105,38 +105,59 @@ func (RemoveIptables) Check(ctx context.Context, env *Env) (Status, error) {
 
 func (RemoveIptables) Plan(env *Env) ([]Action, error) {
 	return []Action{
-		{Kind: Command, Title: "as root, what istio-start.sh clean runs, with the variables of " + strings.Join(agentEnvFiles, " and ") + " (read as istio-proxy, each line checked)",
+		{Kind: Command, Title: "as root, what istio-start.sh clean runs, with istio-iptables' variables (ISTIO_*, ENVOY_PORT, PROXY_UID, ...) from " + strings.Join(agentEnvFiles, " and ") + " (read as istio-proxy, each line checked; other names are not passed)",
 			Argv: append([]string{"env", "KEY=value..."}, strings.Fields(cleanIptables)...)},
 		{Kind: Command, Title: "as root, if ISTIO_ chains remain: delete the jumps into them and the chains, in every backend", Argv: []string{"sh", "-c", sweepIptables}},
 	}, nil
 }
 
-// agentEnv is the KEY=value lines istio-start.sh would load, as shell words:
-// each file read as istio-proxy, each line checked to be a variable name and
-// plain text (vmconfig.CheckClusterEnv), so the words are safe to pass as is.
-func agentEnv(ctx context.Context, env *Env) ([]string, error) {
-	var words []string
+// iptablesVars are the variables istio-iptables reads besides ISTIO_*
+// (its flags' names as BindEnv turns them into variables, and the extra names
+// it accepts), minus those that point it elsewhere (another binary, network
+// namespace or mode). Only these reach root's command: a PATH or LD_PRELOAD
+// line in istio-proxy's file would otherwise choose what root runs.
+var iptablesVars = map[string]bool{
+	"ENVOY_PORT": true, "INBOUND_CAPTURE_PORT": true, "INBOUND_TUNNEL_PORT": true, "PROXY_UID": true, "PROXY_GID": true,
+	"KUBE_VIRT_INTERFACES": true, "REDIRECT_DNS": true, "DROP_INVALID": true, "INVALID_DROP": true, "DUAL_STACK": true,
+	"CAPTURE_ALL_DNS": true, "NATIVE_NFTABLES": true,
+}
+
+func iptablesVar(name string) bool { return strings.HasPrefix(name, "ISTIO_") || iptablesVars[name] }
+
+// agentEnv is the KEY=value lines istio-start.sh would load that istio-iptables
+// reads, as shell words: each file read as istio-proxy, each line checked to be
+// a variable name and plain text (vmconfig.CheckClusterEnv), so the words are
+// safe to pass as is, and only iptablesVar names kept; ignored names the rest.
+func agentEnv(ctx context.Context, env *Env) (words, ignored []string, err error) {
 	for _, f := range agentEnvFiles {
 		data, err := env.asAgent(ctx, "if [ -f "+f+" ]; then cat "+f+"; fi")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := vmconfig.CheckClusterEnv([]byte(data)); err != nil {
-			return nil, WithHint(fmt.Errorf("%s on the VM: %w", f, err), "the file is not as vm2mesh or the package wrote it: fix or remove that line, then run remove again")
+			return nil, nil, WithHint(fmt.Errorf("%s on the VM: %w", f, err), "the file is not as vm2mesh or the package wrote it: fix or remove that line, then run remove again")
 		}
 		for _, l := range strings.Split(data, "\n") {
-			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
+			if t := strings.TrimSpace(l); t == "" || strings.HasPrefix(t, "#") {
+				continue
+			}
+			if name, _, _ := strings.Cut(l, "="); iptablesVar(name) {
 				words = append(words, l)
+			} else {
+				ignored = append(ignored, name)
 			}
 		}
 	}
-	return words, nil
+	return words, ignored, nil
 }
 
 func (RemoveIptables) Run(ctx context.Context, env *Env, out *Output) error {
-	vars, err := agentEnv(ctx, env)
+	vars, ignored, err := agentEnv(ctx, env)
 	if err != nil && !noAgentUser(err) {
 		return err
+	}
+	if len(ignored) > 0 {
+		out.Logf("not passed to istio-iptables (not its variables): %s", strings.Join(ignored, ", "))
 	}
 	line := cleanIptables
 	if len(vars) > 0 {
