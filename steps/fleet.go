@@ -42,6 +42,10 @@ func (f Fleet) Whole(g Group) bool {
 	return true
 }
 
+// LeftOut says whether --limit left out any VM of the answers file: what all
+// of its VMs share (istiod's exposure) is then still in use.
+func (f Fleet) LeftOut() bool { return len(f.left) > 0 }
+
 // FleetVM is one VM of a fleet.
 type FleetVM struct {
 	Name string

@@ -261,3 +261,22 @@ func TestFleetEventsGoOnWhileAQuestionIsOpen(t *testing.T) {
 		t.Fatal("another VM's event waited for the open question")
 	}
 }
+
+// A --limit that leaves out every VM of a group still leaves a VM out: what all
+// groups share (istiod's exposure) is in use, though every listed group is whole.
+func TestLimitLeavingOutAWholeGroupLeavesVMsOut(t *testing.T) {
+	f, err := ParseFleet("answers.yaml", []byte(fleetAnswers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.LeftOut() {
+		t.Error("the whole fleet leaves no VM out")
+	}
+	db, err := f.Limit("db-1") // group db alone; web's two VMs left out
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs := db.Groups(); len(gs) != 1 || !db.Whole(gs[0]) || !db.LeftOut() {
+		t.Errorf("--limit db-1: groups %v, whole %v, left out %v; want db alone, whole, and VMs left out", gs, db.Whole(gs[0]), db.LeftOut())
+	}
+}

@@ -46,7 +46,7 @@ func removeFleet(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Opt
 	// its directory (the WorkloadGroup, the namespace and service account
 	// vm2mesh created for it, when nothing else uses them).
 	var groupsFailed []string
-	everyGroupGone := true
+	everyGroupGone := !fleet.LeftOut() // a VM --limit left out still uses what all share
 	if o.only != steps.HalfVM {
 		groups := fleet.Groups()
 		for i, g := range groups {
@@ -79,7 +79,7 @@ func removeFleet(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Opt
 			}
 		}
 	}
-	if o.all && !everyGroupGone {
+	if o.all && !everyGroupGone && o.only != steps.HalfVM {
 		fmt.Fprintln(stdio.Out, "--all: istiod's exposure is kept, as VMs of the answers file are left")
 	}
 	printLeft(stdio, left)
