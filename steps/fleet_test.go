@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,5 +279,77 @@ func TestLimitLeavingOutAWholeGroupLeavesVMsOut(t *testing.T) {
 	}
 	if gs := db.Groups(); len(gs) != 1 || !db.Whole(gs[0]) || !db.LeftOut() {
 		t.Errorf("--limit db-1: groups %v, whole %v, left out %v; want db alone, whole, and VMs left out", gs, db.Whole(gs[0]), db.LeftOut())
+	}
+}
+
+// overlapStepStandIn is a stand-in step that counts how many of its runs
+// overlap, and fails while fail is set.
+type overlapStepStandIn struct {
+	name                string
+	fail                atomic.Bool
+	runs, running, most atomic.Int32
+}
+
+func (s *overlapStepStandIn) Name() string                                { return s.name }
+func (s *overlapStepStandIn) Title() string                               { return "Stand-in " + s.name }
+func (s *overlapStepStandIn) Check(context.Context, *Env) (Status, error) { return Status{}, nil }
+func (s *overlapStepStandIn) Plan(*Env) ([]Action, error)                 { return nil, nil }
+func (s *overlapStepStandIn) Run(context.Context, *Env, *Output) error {
+	s.runs.Add(1)
+	n := s.running.Add(1)
+	defer s.running.Add(-1)
+	for m := s.most.Load(); n > m && !s.most.CompareAndSwap(m, n); m = s.most.Load() {
+	}
+	time.Sleep(50 * time.Millisecond)
+	if s.fail.Load() {
+		return errors.New("stand-in failure")
+	}
+	return nil
+}
+
+// Retrying two VMs of one failed group runs its cluster half once, and a VM
+// retried twice at once (a key pressed twice) runs once: the second is refused.
+func TestFleetRetriesNeverRunAPipelineTwiceAtOnce(t *testing.T) {
+	group, vmStep := &overlapStepStandIn{name: "group-half"}, &overlapStepStandIn{name: "vm-half"}
+	group.fail.Store(true)
+	newEnv := func() *Env {
+		s := Defaults()
+		s.WorkDir = t.TempDir()
+		return &Env{WorkDir: s.WorkDir, Settings: s}
+	}
+	g := &groupRun{group: Group{Namespace: "ns", App: "a"}, runner: &Runner{Steps: []Step{group}, Env: newEnv()}}
+	r := &FleetRun{Fleet: Fleet{}, groups: []*groupRun{g}}
+	for _, name := range []string{"a1", "a2"} {
+		v := &vmRun{vm: FleetVM{Name: name}, group: g, status: VMStatus{Name: name, State: VMPending}}
+		v.runner = &Runner{Steps: []Step{vmStep}, Env: newEnv(), Emit: r.vmEmitter(v)}
+		r.vms = append(r.vms, v)
+	}
+	for _, st := range r.Run(context.Background()) {
+		if st.State != VMFailed {
+			t.Fatalf("%s after a failed group: %s", st.Name, st.State)
+		}
+	}
+	group.fail.Store(false)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, name := range []string{"a1", "a2", "a1"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 10 * time.Millisecond)
+			errs[i] = r.Retry(context.Background(), name)
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil || errs[2] == nil || !strings.Contains(errs[2].Error(), "a1 is running") {
+		t.Errorf("retries: %v; want a1 and a2 run and the second a1 refused", errs)
+	}
+	if group.runs.Load() != 2 || group.most.Load() != 1 || vmStep.runs.Load() != 2 {
+		t.Errorf("the group's half ran %d times (%d at once), the VMs' %d times; want it run once more, alone, and each VM once", group.runs.Load(), group.most.Load(), vmStep.runs.Load())
+	}
+	for _, st := range r.Status() {
+		if st.State != VMDone {
+			t.Errorf("%s after its retry: %s", st.Name, st.State)
+		}
 	}
 }

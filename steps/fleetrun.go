@@ -114,9 +114,28 @@ type FleetRun struct {
 type groupRun struct {
 	group  Group
 	runner *Runner
+	mu     sync.Mutex // one run of the cluster half at a time: Run's, or a Retry's
 	done   bool
 	err    error
 	result Result
+}
+
+// run runs the group's cluster half; again only if failed says so (a Retry:
+// two retried VMs of one failed group run it once).
+func (g *groupRun) run(ctx context.Context, onlyIfFailed bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if onlyIfFailed && g.err == nil {
+		return
+	}
+	g.result, g.err = g.runner.Run(ctx)
+	g.done = true
+}
+
+func (g *groupRun) failure() (done bool, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.done, g.err
 }
 
 type vmRun struct {
@@ -414,8 +433,7 @@ func (r *FleetRun) Run(ctx context.Context) []VMStatus {
 		if ctx.Err() != nil {
 			break
 		}
-		g.result, g.err = g.runner.Run(ctx)
-		g.done = true
+		g.run(ctx, false)
 	}
 	r.each(ctx, func(v *vmRun) bool { return v.status.State == VMPending }, func(v *vmRun) {
 		_ = r.runVM(ctx, v)
@@ -434,8 +452,8 @@ func (r *FleetRun) Run(ctx context.Context) []VMStatus {
 func (r *FleetRun) GroupResults() map[Group]error {
 	out := map[Group]error{}
 	for _, g := range r.groups {
-		if g.done {
-			out[g.group] = g.err
+		if done, err := g.failure(); done {
+			out[g.group] = err
 		}
 	}
 	return out
@@ -454,17 +472,30 @@ func (r *FleetRun) Retry(ctx context.Context, name string) error {
 	if v == nil {
 		return fmt.Errorf("no VM named %q in this run", name)
 	}
+	// Claimed under the lock: a second Retry of the same VM (a key pressed
+	// twice) is refused instead of running its pipeline twice at once.
 	r.mu.Lock()
-	if v.status.State == VMRunning {
+	switch v.status.State {
+	case VMRunning:
 		r.mu.Unlock()
 		return fmt.Errorf("%s is running", name)
+	case VMPending:
+		r.mu.Unlock()
+		return fmt.Errorf("%s has not run yet", name)
 	}
-	v.status.State, v.status.Err, v.status.Hint, v.status.Started, v.status.Ended = VMPending, nil, "", time.Time{}, time.Time{}
+	v.status.State, v.status.Err, v.status.Hint, v.status.Started, v.status.Ended = VMRunning, nil, "", time.Time{}, time.Time{}
 	r.mu.Unlock()
-	if g := v.group; g != nil && g.err != nil {
-		g.result, g.err = g.runner.Run(ctx)
+	if g := v.group; g != nil {
+		g.run(ctx, true)
 	}
 	return r.runVM(ctx, v)
+}
+
+func groupFailure(g *groupRun) (bool, error) {
+	if g == nil {
+		return false, nil
+	}
+	return g.failure()
 }
 
 // runVM logs in when needed and runs the VM's pipeline.
@@ -474,7 +505,8 @@ func (r *FleetRun) runVM(ctx context.Context, v *vmRun) error {
 		r.finish(v, Result{}, err, "", "")
 		return err
 	}
-	if g := v.group; g != nil && g.err != nil {
+	if _, gerr := groupFailure(v.group); gerr != nil {
+		g := v.group
 		err := WithHint(fmt.Errorf("the cluster half of WorkloadGroup %s failed at %s", g.group, failedStep(g.runner)), "fix that failure (above); the next run resumes there")
 		r.finish(v, Result{}, err, "", "")
 		return err
