@@ -60,6 +60,10 @@ func TestWorkDirRefusesSystemHomeAndForeignDirectories(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := strings.Repeat("../", strings.Count(home, "/"))
+	// A folder named as a fleet's is not a fleet's without saved progress in it.
+	groupsFolder := filepath.Join(tmp, "project-with-groups")
+	mustWrite(t, filepath.Join(groupsFolder, "groups", "admins.txt"), "x", 0o600)
+	mustWrite(t, filepath.Join(groupsFolder, "README.md"), "x", 0o600)
 
 	for _, tc := range []struct {
 		dir  string
@@ -80,6 +84,7 @@ func TestWorkDirRefusesSystemHomeAndForeignDirectories(t *testing.T) {
 		{filepath.Dir(home), []string{"a parent of your home directory"}},
 		{linkToEtc, []string{"system directory"}},
 		{foreign, []string{"already holds files vm2mesh did not write (main.go)", "allowExistingWorkDir: true"}},
+		{groupsFolder, []string{"already holds files vm2mesh did not write (README.md)"}},
 		{file, []string{"not a directory"}},
 		{filepath.Join(file, "sub"), []string{"is a file, not a directory", "cannot be made"}},
 		{ownLink, []string{"hosts (a symbolic link)", "regular files only", "remove it"}},
@@ -96,7 +101,10 @@ func TestWorkDirRefusesSystemHomeAndForeignDirectories(t *testing.T) {
 	withState := filepath.Join(tmp, "with-state")
 	mustWrite(t, steps.StatePath(withState), "{}", 0o600)
 	mustWrite(t, filepath.Join(withState, "notes.txt"), "mine", 0o600)
-	for _, ok := range []string{filepath.Join(tmp, "new", "deeper"), own, withState, "~/vmintegration"} {
+	fleetDir := filepath.Join(tmp, "fleet")
+	mustWrite(t, steps.StatePath(filepath.Join(fleetDir, steps.FleetVMsDir, "vm-1")), "{}", 0o600)
+	mustWrite(t, filepath.Join(fleetDir, "notes.txt"), "mine", 0o600)
+	for _, ok := range []string{filepath.Join(tmp, "new", "deeper"), own, withState, fleetDir, "~/vmintegration"} {
 		if _, err := steps.CheckWorkDir("workDir", ok, false, "force"); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}

@@ -185,6 +185,23 @@ func systemDir(p string) string {
 // directory with more is someone else's anyway.
 const maxEntries = 1000
 
+// holdsFleetState says whether a fleet's vms/ or groups/ directory holds a
+// VM's or group's saved progress: a folder of that name alone is anyone's.
+func holdsFleetState(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	entries, _ := f.ReadDir(maxEntries)
+	for _, e := range entries {
+		if st, err := os.Lstat(StatePath(filepath.Join(dir, e.Name()))); e.IsDir() && err == nil && st.Mode().IsRegular() {
+			return true
+		}
+	}
+	return false
+}
+
 // foreignEntries lists (up to three of) the names in dir that are not vm2mesh's,
 // none when dir holds the saved progress; links are vm2mesh's names that are
 // not regular files, which it would refuse to replace.
@@ -204,7 +221,9 @@ func foreignEntries(dir string) (foreign, links []string, err error) {
 	for _, e := range entries {
 		name := e.Name()
 		if (name == FleetVMsDir || name == FleetGroupsDir) && e.IsDir() {
-			state = true // a fleet's: vm2mesh made this directory
+			if holdsFleetState(filepath.Join(dir, name)) {
+				state = true // a fleet's: vm2mesh made this directory
+			}
 			continue
 		}
 		if !ownFile(name) {
