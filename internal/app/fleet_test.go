@@ -275,3 +275,31 @@ func hostBusy(b *testing.B) time.Duration {
 	}
 	return time.Duration(busy) * time.Second / 100 // USER_HZ
 }
+
+// Two WorkloadGroups in one namespace vm2mesh made for the first: remove takes
+// the groups in the reverse order of apply's, so the namespace goes with the
+// last (before, each group found the other's objects or no record and kept it).
+// The cluster half alone: the VMs are never contacted.
+func TestFleetRemoveDeletesTheNamespaceItsGroupsShare(t *testing.T) {
+	istioInstalled(t)
+	t.Parallel()
+	ns := testcluster.UniqueName("fleetns")
+	cluster.RootCertWriterStandIn(t, "ROOT CERT OF THE MESH", ns)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleet.yaml")
+	answers := strings.Join([]string{
+		"kubeconfig: " + cluster.Kubeconfig, "kubeContext: \"\"", "installIstio: never", "gatewayAddress: 192.0.2.10",
+		"namespace: " + ns, "workDir: " + filepath.Join(dir, "work"),
+		"vms:", "  - name: a", "    host: 192.0.2.21", "  - name: b", "    host: 192.0.2.22", "    app: other",
+	}, "\n") + "\n"
+	if err := os.WriteFile(path, []byte(answers), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, nil, "apply", "-f", path, "--yes", "--only", "cluster"); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r := run(t, nil, "remove", "-f", path, "--yes", "--only", "cluster")
+	if r.code != 0 || !strings.Contains(r.stdout, "deleted namespace "+ns) || strings.Count(r.stdout, "deleted WorkloadGroup") != 2 {
+		t.Fatalf("remove: exit %d, want the two WorkloadGroups and the namespace deleted\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -48,7 +48,11 @@ func removeFleet(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Opt
 	var groupsFailed []string
 	everyGroupGone := !fleet.LeftOut() // a VM --limit left out still uses what all share
 	if o.only != steps.HalfVM {
+		// In the reverse order of apply's: a namespace or service account
+		// groups share is recorded as created by the first group, which then
+		// comes last, when the others' objects are gone from it.
 		groups := fleet.Groups()
+		slices.Reverse(groups)
 		for i, g := range groups {
 			if !fleet.Whole(g) || slices.ContainsFunc(fleet.VMs, func(vm steps.FleetVM) bool {
 				return steps.GroupOf(vm.Settings) == g && slices.Contains(failed, vm.Name)
