@@ -157,6 +157,30 @@ func (r *FleetRun) parallel() int {
 // all problems at once, each named by its key (vms[2].identityFile). It makes
 // the work directories that exist 0700 and says so in warnings.
 func (r *FleetRun) Check() (warnings []string, err error) {
+	locals, err := r.checkLocal()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range locals {
+		w, err := l.WorkDir.Tighten()
+		if err != nil {
+			return warnings, err
+		}
+		if w != "" {
+			warnings = append(warnings, w)
+		}
+	}
+	return warnings, nil
+}
+
+// Validate is Check without changing anything: for a front end that may yet
+// refuse to run (the wizard without a terminal).
+func (r *FleetRun) Validate() error {
+	_, err := r.checkLocal()
+	return err
+}
+
+func (r *FleetRun) checkLocal() ([]*Local, error) {
 	f := r.Fleet
 	var locals []*Local
 	if f.Single {
@@ -204,16 +228,7 @@ func (r *FleetRun) Check() (warnings []string, err error) {
 			return nil, errs
 		}
 	}
-	for _, l := range locals {
-		w, err := l.WorkDir.Tighten()
-		if err != nil {
-			return warnings, err
-		}
-		if w != "" {
-			warnings = append(warnings, w)
-		}
-	}
-	return warnings, nil
+	return locals, nil
 }
 
 // Prepare reads the cluster (once, for every VM), builds each group's and each

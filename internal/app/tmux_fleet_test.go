@@ -127,4 +127,23 @@ func TestWizardChecksAFleetBeforeTheTerminal(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "w")); err == nil {
 		t.Error("the fleet's workDir was made")
 	}
+	// A good fleet without a terminal is refused as it was found: its
+	// existing workDir is not tightened for a run that does not happen.
+	if err := os.Mkdir(filepath.Join(dir, "w"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pkg := filepath.Join(dir, "istio-sidecar.deb")
+	complete := filepath.Join(dir, "complete.yaml")
+	if err := os.WriteFile(pkg, []byte("!<arch>\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(complete, []byte("workDir: "+filepath.Join(dir, "w")+"\nkubeconfig: "+cluster.Kubeconfig+"\nvmDefaults:\n  package: "+pkg+"\nvms:\n  - name: a\n    host: 192.0.2.1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, nil, "-f", complete); r.code != 1 || !strings.Contains(r.stderr, "interactive terminal") {
+		t.Errorf("a good fleet without a terminal: exit %d\n%s", r.code, r.stderr)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "w")); err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("the workDir of a refused run: %v %v, want 0755 as it was", st.Mode(), err)
+	}
 }

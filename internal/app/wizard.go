@@ -63,10 +63,16 @@ func runWizard(ctx context.Context, stdio IO, o wizardOptions) error {
 			}
 		}
 	} else {
-		// Every VM's settings, each error named by its key, before the terminal.
+		// Every VM's settings, each error named by its key, before the
+		// terminal; the work directories are tightened only once it is there.
 		run := &steps.FleetRun{Fleet: fleet, Only: o.only, K8s: k8sOpts}
-		if warnings, err = run.Check(); err != nil {
+		if err := run.Validate(); err != nil {
 			return err
+		}
+		if _, _, ok := terminals(stdio); ok {
+			if warnings, err = run.Check(); err != nil {
+				return err
+			}
 		}
 	}
 	in, out, ok := terminals(stdio)
