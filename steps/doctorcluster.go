@@ -31,15 +31,7 @@ var gatewayPorts = []int32{15012, 15443}
 const fixCluster = "run vm2mesh apply -f answers.yaml --only cluster to create it"
 
 func checkClusterAPI(ctx context.Context, d *doctor) CheckResult {
-	s := d.env.Settings
-	o := d.o
-	if o.Kubeconfig == "" {
-		o.Kubeconfig = expandHome(s.Kubeconfig)
-	}
-	if o.Context == "" {
-		o.Context = s.KubeContext
-	}
-	c, err := k8s.New(o)
+	c, err := k8s.New(clusterOptions(d.env.Settings, d.o))
 	if err != nil {
 		return failed("check kubeconfig and kubeContext in the answers file (or --kubeconfig, --context)", "%v", err)
 	}

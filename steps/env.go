@@ -48,30 +48,47 @@ func (e *Env) Close() {
 	e.VM.Close()
 }
 
-// Prepare checks the settings and the cluster before anything changes: the
-// kubeconfig context, that the API server answers and accepts us, which istiods
-// run and which of them the VM joins, and istioctl when a step will need it.
-// Every error says what to fix.
-func Prepare(ctx context.Context, s Settings, o k8s.Options) (*Env, error) {
+// clusterOptions are o with the answers file's kubeconfig and context where the
+// flags gave none: the flags win, as Flags.Apply decides.
+func clusterOptions(s Settings, o k8s.Options) k8s.Options {
 	if o.Kubeconfig == "" {
 		o.Kubeconfig = expandHome(s.Kubeconfig)
 	}
 	if o.Context == "" {
 		o.Context = s.KubeContext
 	}
+	return o
+}
+
+// connectCluster loads the kubeconfig context o names and checks that the API
+// server answers and accepts us.
+func (e *Env) connectCluster(ctx context.Context, o k8s.Options) error {
+	c, err := k8s.New(o)
+	if err != nil {
+		return WithHint(err, "check kubeContext in the answers file or --context")
+	}
+	version, err := c.Ping(ctx)
+	if err != nil {
+		return err
+	}
+	e.Client, e.ServerVersion = c, version
+	return nil
+}
+
+// Prepare checks the settings and the cluster before anything changes: the
+// kubeconfig context, that the API server answers and accepts us, which istiods
+// run and which of them the VM joins, and istioctl when a step will need it.
+// Every error says what to fix.
+func Prepare(ctx context.Context, s Settings, o k8s.Options) (*Env, error) {
+	o = clusterOptions(s, o)
 	env, err := NewEnv(s)
 	if err != nil {
 		return nil, err
 	}
-	c, err := k8s.New(o)
-	if err != nil {
-		return nil, WithHint(err, "check kubeContext in the answers file or --context")
-	}
-	version, err := c.Ping(ctx)
-	if err != nil {
+	if err := env.connectCluster(ctx, o); err != nil {
 		return nil, err
 	}
-	env.Client, env.ServerVersion = c, version
+	c := env.Client
 	env.Mesh, err = c.DiscoverMesh(ctx)
 	if err != nil {
 		return nil, err

@@ -24,20 +24,9 @@ func PrepareRemove(ctx context.Context, s Settings, o k8s.Options, only string, 
 		return nil, nil, err
 	}
 	if cluster {
-		if o.Kubeconfig == "" {
-			o.Kubeconfig = expandHome(s.Kubeconfig)
-		}
-		if o.Context == "" {
-			o.Context = s.KubeContext
-		}
-		c, err := k8s.New(o)
-		if err != nil {
-			return nil, nil, WithHint(err, "check kubeContext in the answers file or --context")
-		}
-		if env.ServerVersion, err = c.Ping(ctx); err != nil {
+		if err := env.connectCluster(ctx, clusterOptions(s, o)); err != nil {
 			return nil, nil, err
 		}
-		env.Client = c
 	}
 	var list []Step
 	if vm {
