@@ -25,19 +25,27 @@ type removeOptions struct {
 func removeFleet(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Options, fleet steps.Fleet) error {
 	var failed []string
 	var left []string
-	for _, vm := range fleet.VMs {
-		fmt.Fprintf(stdio.Out, "== %s (%s)\n", vm.Name, vm.Settings.WorkDir)
-		l, err := removeOne(ctx, stdio, o, k8sOpts, vm.Settings, vmAndItsEntry)
+	// part removes one VM or one group's half, named so in the output; false
+	// when it failed (said, unless removeOne showed it).
+	part := func(name string, s steps.Settings, keep func(steps.Step) bool) bool {
+		l, err := removeOne(ctx, stdio, o, k8sOpts, s, keep)
 		if l != nil {
 			left = l
 		}
-		if err != nil {
+		if err == nil {
+			return true
+		}
+		var shown *shownError
+		if ctx.Err() == nil && !errors.As(err, &shown) {
+			fmt.Fprintf(stdio.Out, "%s: %s\n", name, withHint(err))
+		}
+		return false
+	}
+	for _, vm := range fleet.VMs {
+		fmt.Fprintf(stdio.Out, "== %s (%s)\n", vm.Name, vm.Settings.WorkDir)
+		if !part(vm.Name, vm.Settings, vmAndItsEntry) {
 			if ctx.Err() != nil {
 				return ctx.Err()
-			}
-			var shown *shownError
-			if !errors.As(err, &shown) {
-				fmt.Fprintf(stdio.Out, "%s: %s\n", vm.Name, withHint(err))
 			}
 			failed = append(failed, vm.Name)
 		}
@@ -66,17 +74,9 @@ func removeFleet(ctx context.Context, stdio IO, o removeOptions, k8sOpts k8s.Opt
 			}
 			gs := fleet.GroupSettings(g)
 			fmt.Fprintf(stdio.Out, "== WorkloadGroup %s, its VMs removed (%s)\n", g, gs.WorkDir)
-			l, err := removeOne(ctx, stdio, o, k8sOpts, gs, keep)
-			if l != nil {
-				left = l
-			}
-			if err != nil {
+			if !part("WorkloadGroup "+g.String(), gs, keep) {
 				if ctx.Err() != nil {
 					return ctx.Err()
-				}
-				var shown *shownError
-				if !errors.As(err, &shown) {
-					fmt.Fprintf(stdio.Out, "WorkloadGroup %s: %s\n", g, withHint(err))
 				}
 				groupsFailed = append(groupsFailed, g.String())
 				everyGroupGone = false
