@@ -89,14 +89,8 @@ func (p *failedPage) key(k tea.KeyPressMsg) action {
 		return actBack
 	case key.Matches(k, keys.Quit), key.Matches(k, keys.Back):
 		return actFail
-	case key.Matches(k, keys.Up):
-		p.body.ScrollUp(1)
-	case key.Matches(k, keys.Down):
-		p.body.ScrollDown(1)
-	case key.Matches(k, keys.PageUp):
-		p.body.PageUp()
-	case key.Matches(k, keys.PageDown):
-		p.body.PageDown()
+	default:
+		scrollKey(&p.body, k)
 	}
 	return actNone
 }

@@ -113,6 +113,24 @@ func (p *planPage) View() string {
 }
 
 // scroll moves a pane three lines for a turn of the mouse wheel.
+// scrollKey moves v by a line or a page for the scroll keys; false for any
+// other key.
+func scrollKey(v *viewport.Model, k tea.KeyPressMsg) bool {
+	switch {
+	case key.Matches(k, keys.Up):
+		v.ScrollUp(1)
+	case key.Matches(k, keys.Down):
+		v.ScrollDown(1)
+	case key.Matches(k, keys.PageUp):
+		v.PageUp()
+	case key.Matches(k, keys.PageDown):
+		v.PageDown()
+	default:
+		return false
+	}
+	return true
+}
+
 func scroll(v *viewport.Model, up bool) {
 	if up {
 		v.ScrollUp(3)

@@ -84,14 +84,8 @@ func (p *summaryPage) key(k tea.KeyPressMsg) action {
 		return actDoctor
 	case key.Matches(k, keys.Quit), k.String() == "enter", k.String() == "esc":
 		return actDone
-	case key.Matches(k, keys.Up):
-		p.body.ScrollUp(1)
-	case key.Matches(k, keys.Down):
-		p.body.ScrollDown(1)
-	case key.Matches(k, keys.PageUp):
-		p.body.PageUp()
-	case key.Matches(k, keys.PageDown):
-		p.body.PageDown()
+	default:
+		scrollKey(&p.body, k)
 	}
 	return actNone
 }
